@@ -1,0 +1,51 @@
+//! Inputs for minehound's benchmarks: real layers built from this machine's
+//! files, so the numbers speak of what images hold.
+#![deny(missing_docs)]
+
+use std::fs;
+use std::path::Path;
+
+use minehound_testdata::{Entry, tar_bytes};
+
+/// A tar of real files from `/usr/lib` (ELF libraries mostly), about
+/// `target_bytes` long, in a stable order.
+pub fn usr_lib_tar(target_bytes: u64) -> Vec<u8> {
+    let mut files = Vec::new();
+    collect(Path::new("/usr/lib"), &mut files);
+    files.sort();
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    for path in files {
+        if total >= target_bytes {
+            break;
+        }
+        let Ok(data) = fs::read(&path) else { continue };
+        total += data.len() as u64;
+        entries.push(Entry::file(&path.display().to_string(), data));
+    }
+    tar_bytes(&entries)
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            collect(&entry.path(), out);
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+}
+
+/// gzip at the level image builders use (6).
+pub fn gzip_default(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).expect("write to memory");
+    enc.finish().expect("finish gzip")
+}

@@ -1,0 +1,327 @@
+//! The `minehound` command end to end, as a user runs it.
+
+use std::fs::File;
+use std::path::Path;
+
+use assert_cmd::Command;
+use minehound_testdata::{
+    DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, DEMO_REPO_TAG, Entry, ImageSpec, Layer, demo_image,
+    write_docker_archive_classic, write_oci_layout,
+};
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn minehound() -> Command {
+    Command::cargo_bin("minehound").unwrap()
+}
+
+fn demo_layout(dir: &Path) -> String {
+    write_oci_layout(dir, &[(&demo_image().build(), Some("latest"))]).unwrap();
+    format!("oci:{}", dir.display())
+}
+
+fn json_of(output: &[u8]) -> Value {
+    serde_json::from_slice(output)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(output)))
+}
+
+#[test]
+fn demo_fails_the_gate_with_json_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = minehound()
+        .args(["scan", "--format", "json", &demo_layout(dir.path())])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gate at medium: FAIL"))
+        .get_output()
+        .stdout
+        .clone();
+    let report = json_of(&output);
+    assert_eq!(report["schema_version"], 1);
+    let findings = report["findings"].as_array().unwrap();
+    let dropper = findings
+        .iter()
+        .find(|f| f["path"] == DEMO_DROPPER_PATH)
+        .expect("dropper");
+    assert_eq!(dropper["status"], "deleted");
+    assert_eq!(dropper["layer"]["index"], 1);
+    assert_eq!(dropper["layer"]["created_by"], "COPY app/ /");
+    assert_eq!(dropper["platform"], "linux/amd64");
+    for key in ["rule", "detector", "severity", "sha256", "description"] {
+        assert!(!dropper[key].is_null(), "{key}");
+    }
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["path"] == DEMO_CONFIG_PATH && f["status"] == "present")
+    );
+    let stats = &report["stats"];
+    assert_eq!(
+        stats["files"].as_u64().unwrap(),
+        stats["files_scanned"].as_u64().unwrap() + stats["files_skipped"].as_u64().unwrap()
+    );
+    assert!(report["signatures"]["version"].as_str().unwrap().len() > 4);
+    assert_eq!(report["images"][0]["layers"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn fail_on_moves_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = demo_layout(dir.path());
+    // The demo has high findings and no critical one.
+    minehound()
+        .args(["scan", "-q", "--fail-on", "critical", &target])
+        .assert()
+        .code(0);
+    minehound()
+        .args(["scan", "-q", "--fail-on", "high", &target])
+        .assert()
+        .code(1);
+    minehound()
+        .args(["scan", "--fail-on", "severe", &target])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn clean_image_exits_zero_and_table_reads_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = ImageSpec {
+        layers: vec![Layer::gzip(
+            "ADD hello /",
+            vec![Entry::file("/etc/motd", "hello\n")],
+        )],
+        ..ImageSpec::default()
+    }
+    .build();
+    write_oci_layout(dir.path(), &[(&clean, None)]).unwrap();
+    minehound()
+        .args([
+            "scan",
+            "--format",
+            "table",
+            &format!("oci:{}", dir.path().display()),
+        ])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("No findings."))
+        .stdout(predicate::str::contains("0 findings"));
+
+    let demo = tempfile::tempdir().unwrap();
+    minehound()
+        .args(["scan", "--format", "table", &demo_layout(demo.path())])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(DEMO_DROPPER_PATH))
+        .stdout(predicate::str::contains("deleted"));
+}
+
+#[test]
+fn docker_save_on_stdin_is_scanned() {
+    let mut archive = Vec::new();
+    write_docker_archive_classic(&mut archive, &demo_image().build(), &[DEMO_REPO_TAG]).unwrap();
+    let output = minehound()
+        .args(["scan", "-q", "-"])
+        .write_stdin(archive.clone())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report = json_of(&output);
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == DEMO_DROPPER_PATH && f["status"] == "deleted")
+    );
+
+    // `docker save app | gzip | minehound scan -` too.
+    minehound()
+        .args(["scan", "-q", "-"])
+        .write_stdin(minehound_testdata::gzip(&archive))
+        .assert()
+        .code(1);
+    // Garbage on stdin is an error, not a clean pass.
+    minehound()
+        .args(["scan", "-"])
+        .write_stdin(vec![7u8; 10_000])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("error"));
+}
+
+#[test]
+fn output_file_receives_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    minehound()
+        .args([
+            "scan",
+            "-o",
+            out.to_str().unwrap(),
+            &demo_layout(&dir.path().join("img")),
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_empty());
+    let report = json_of(&std::fs::read(&out).unwrap());
+    assert!(!report["findings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn unreadable_targets_exit_two_with_a_reason() {
+    minehound()
+        .args(["scan", "oci:/nonexistent/layout"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/layout"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tar");
+    std::fs::write(&bad, b"not a tar at all").unwrap();
+    minehound()
+        .args(["scan", &format!("docker-archive:{}", bad.display())])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a tar archive"));
+}
+
+#[test]
+fn user_rules_and_hashes_extend_or_replace_the_bundled_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("team.yar");
+    std::fs::write(
+        &rules,
+        "rule TeamMarker {\n  meta:\n    id = \"TEAM-001\"\n    severity = \"critical\"\n    description = \"team marker\"\n  strings:\n    $a = \"team-secret-marker\"\n  condition:\n    $a\n}\n",
+    )
+    .unwrap();
+    let image = ImageSpec {
+        layers: vec![Layer::gzip(
+            "COPY x /",
+            vec![Entry::file("/opt/x.txt", "a team-secret-marker b\n")],
+        )],
+        ..ImageSpec::default()
+    }
+    .build();
+    let layout = dir.path().join("img");
+    write_oci_layout(&layout, &[(&image, None)]).unwrap();
+    let target = format!("oci:{}", layout.display());
+    let output = minehound()
+        .args([
+            "scan",
+            "-q",
+            "--no-default-signatures",
+            "--rules",
+            rules.to_str().unwrap(),
+            &target,
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report = json_of(&output);
+    assert_eq!(report["findings"][0]["rule"], "TEAM-001");
+    assert_eq!(report["findings"][0]["severity"], "critical");
+    assert_eq!(report["signatures"]["bundled"], false);
+
+    // A hash list: the file's sha256 marks it as a known build.
+    let digest = minehound_testdata::sha256_hex(b"a team-secret-marker b\n");
+    let hashes = dir.path().join("h.tsv");
+    std::fs::write(
+        &hashes,
+        format!("{digest}\tteam\thigh\tmarker file\tunit test\n"),
+    )
+    .unwrap();
+    let output = minehound()
+        .args([
+            "scan",
+            "-q",
+            "--no-default-signatures",
+            "--hashes",
+            hashes.to_str().unwrap(),
+            &target,
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(json_of(&output)["findings"][0]["detector"], "sha256");
+
+    // A rule that does not compile names its file and line.
+    let broken = dir.path().join("broken.yar");
+    std::fs::write(
+        &broken,
+        "rule Ok { condition: true }\n\nrule Broken {\n  condition: $missing\n}\n",
+    )
+    .unwrap();
+    minehound()
+        .args(["scan", "--rules", broken.to_str().unwrap(), &target])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("broken.yar:4"));
+    minehound()
+        .args(["rules", "check", broken.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("broken.yar:4"));
+}
+
+#[test]
+fn rules_list_and_version_name_the_signature_set() {
+    let version = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../signatures/VERSION"
+    ))
+    .unwrap();
+    minehound()
+        .arg("--version")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(version.trim()));
+    minehound()
+        .args(["rules", "list"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("MH-"))
+        .stdout(predicate::str::contains("critical"));
+}
+
+#[test]
+fn a_real_xmrig_image_is_critical() {
+    let xmrig = minehound_testdata::samples::xmrig().expect("fetch XMRig from PyPI");
+    let dir = tempfile::tempdir().unwrap();
+    let image = ImageSpec {
+        layers: vec![Layer::gzip(
+            "RUN install",
+            vec![Entry::executable("/usr/sbin/kswapd0", xmrig)],
+        )],
+        ..ImageSpec::default()
+    }
+    .build();
+    let archive = dir.path().join("app.tar");
+    write_docker_archive_classic(File::create(&archive).unwrap(), &image, &["app:1"]).unwrap();
+    let output = minehound()
+        .args([
+            "scan",
+            "-q",
+            "--fail-on",
+            "critical",
+            archive.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report = json_of(&output);
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "/usr/sbin/kswapd0" && f["severity"] == "critical")
+    );
+}

@@ -1,0 +1,296 @@
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::bundled::{BUNDLED_HASHES, BUNDLED_RULES, BUNDLED_VERSION};
+use crate::{Error, HashList, Severity};
+
+/// What a rule says about itself in its `meta:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Stable id (`meta: id`), or the rule's identifier when it has none.
+    pub id: String,
+    /// The rule's identifier in its source.
+    pub identifier: String,
+    /// Miner family (`meta: family`).
+    pub family: Option<String>,
+    /// Severity (`meta: severity`); rules without one are `high`.
+    pub severity: Severity,
+    /// One sentence on what it finds (`meta: description`).
+    pub description: String,
+    /// Where the rule comes from: `signatures/...` or the user's file.
+    pub origin: String,
+}
+
+/// Compiled YARA rules and hash lists, built once and shared by all workers.
+pub struct Signatures {
+    pub(crate) rules: yara_x::Rules,
+    pub(crate) infos: HashMap<(String, String), RuleInfo>,
+    pub(crate) hashes: HashList,
+    version: String,
+    bundled: bool,
+    extra_files: Vec<PathBuf>,
+}
+
+impl Signatures {
+    /// The version every report carries: the bundled set's, with `+custom` when
+    /// user signatures were added.
+    pub fn version(&self) -> String {
+        match (self.bundled, self.extra_files.is_empty()) {
+            (true, true) => BUNDLED_VERSION.to_string(),
+            (true, false) => format!("{BUNDLED_VERSION}+custom"),
+            (false, _) => "custom".to_string(),
+        }
+    }
+
+    /// Whether the bundled set is part of these signatures.
+    pub fn bundled(&self) -> bool {
+        self.bundled
+    }
+
+    /// The user files added to the set.
+    pub fn extra_files(&self) -> &[PathBuf] {
+        &self.extra_files
+    }
+
+    /// Number of compiled YARA rules.
+    pub fn rule_count(&self) -> usize {
+        self.rules.iter().len()
+    }
+
+    /// Number of SHA-256 entries.
+    pub fn hash_count(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Every rule's metadata, sorted by id.
+    pub fn rules(&self) -> Vec<&RuleInfo> {
+        let mut out: Vec<_> = self.infos.values().collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The version of the signature set compiled into this build.
+    pub fn bundled_version() -> &'static str {
+        BUNDLED_VERSION
+    }
+
+    pub(crate) fn info(&self, namespace: &str, identifier: &str) -> Option<&RuleInfo> {
+        self.infos
+            .get(&(namespace.to_string(), identifier.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Signatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signatures")
+            .field("version", &self.version)
+            .field("rules", &self.rule_count())
+            .field("hashes", &self.hash_count())
+            .finish()
+    }
+}
+
+/// Builds [`Signatures`]: the bundled set unless turned off, plus user files.
+#[derive(Debug, Clone)]
+pub struct SignaturesBuilder {
+    bundled: bool,
+    rule_paths: Vec<PathBuf>,
+    hash_paths: Vec<PathBuf>,
+}
+
+impl Default for SignaturesBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SignaturesBuilder {
+    /// The bundled set and nothing else.
+    pub fn new() -> Self {
+        SignaturesBuilder {
+            bundled: true,
+            rule_paths: Vec::new(),
+            hash_paths: Vec::new(),
+        }
+    }
+
+    /// Whether to include the bundled rules and hashes (default: yes).
+    pub fn bundled(mut self, yes: bool) -> Self {
+        self.bundled = yes;
+        self
+    }
+
+    /// Adds a `.yar` / `.yara` file, or every such file under a directory.
+    pub fn rules(mut self, path: impl Into<PathBuf>) -> Self {
+        self.rule_paths.push(path.into());
+        self
+    }
+
+    /// Adds a hash list file (TSV: `sha256 family severity name source`).
+    pub fn hashes(mut self, path: impl Into<PathBuf>) -> Self {
+        self.hash_paths.push(path.into());
+        self
+    }
+
+    /// Compiles everything. A rule that does not compile is an error naming its
+    /// file and line; nothing is silently dropped.
+    pub fn build(self) -> Result<Signatures, Error> {
+        let mut sources: Vec<(String, String)> = Vec::new();
+        if self.bundled {
+            for (label, text) in BUNDLED_RULES {
+                sources.push((label.to_string(), text.to_string()));
+            }
+        }
+        let mut extra_files = Vec::new();
+        for path in &self.rule_paths {
+            for file in rule_files(path)? {
+                let text = fs::read_to_string(&file).map_err(|source| Error::Read {
+                    path: file.clone(),
+                    source,
+                })?;
+                sources.push((file.display().to_string(), text));
+                extra_files.push(file);
+            }
+        }
+
+        let mut compiler = yara_x::Compiler::new();
+        compiler.colorize_errors(false);
+        let mut namespaces = Vec::new();
+        for (index, (origin, text)) in sources.iter().enumerate() {
+            // One namespace per file: rule names from different files never clash.
+            let namespace = format!("f{index}");
+            compiler.new_namespace(&namespace);
+            let source = yara_x::SourceCode::from(text.as_str()).with_origin(origin.clone());
+            compiler
+                .add_source(source)
+                .map_err(|e| Error::RuleCompile {
+                    path: PathBuf::from(origin),
+                    message: e.to_string(),
+                })?;
+            namespaces.push((namespace, origin.clone()));
+        }
+        let rules = compiler.build();
+
+        let mut infos = HashMap::new();
+        for rule in rules.iter() {
+            let origin = namespaces
+                .iter()
+                .find(|(ns, _)| ns == rule.namespace())
+                .map(|(_, o)| o.clone())
+                .unwrap_or_default();
+            let info = rule_info(&rule, origin).map_err(|message| Error::RuleCompile {
+                path: PathBuf::from(
+                    namespaces
+                        .iter()
+                        .find(|(ns, _)| ns == rule.namespace())
+                        .map(|(_, o)| o.as_str())
+                        .unwrap_or(""),
+                ),
+                message,
+            })?;
+            infos.insert(
+                (rule.namespace().to_string(), rule.identifier().to_string()),
+                info,
+            );
+        }
+
+        let mut hashes = HashList::default();
+        if self.bundled {
+            for (label, text) in BUNDLED_HASHES {
+                hashes.parse(Path::new(label), text)?;
+            }
+        }
+        for path in &self.hash_paths {
+            let text = fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            hashes.parse(path, &text)?;
+            extra_files.push(path.clone());
+        }
+
+        let signatures = Signatures {
+            rules,
+            infos,
+            hashes,
+            version: String::new(),
+            bundled: self.bundled,
+            extra_files,
+        };
+        Ok(Signatures {
+            version: signatures.version(),
+            ..signatures
+        })
+    }
+}
+
+/// A rule file, or the `.yar` / `.yara` files under a directory (sorted).
+fn rule_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let meta = fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = fs::read_dir(&dir).map_err(|source| Error::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let p = entry.path();
+            let kind = entry.file_type().map_err(|source| Error::Read {
+                path: p.clone(),
+                source,
+            })?;
+            if kind.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yar" || e == "yara") {
+                found.push(p);
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::NoRules {
+            path: path.to_path_buf(),
+        });
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, String> {
+    let mut info = RuleInfo {
+        id: rule.identifier().to_string(),
+        identifier: rule.identifier().to_string(),
+        family: None,
+        severity: Severity::High,
+        description: rule.identifier().to_string(),
+        origin,
+    };
+    for (key, value) in rule.metadata() {
+        let yara_x::MetaValue::String(text) = value else {
+            continue;
+        };
+        match key {
+            "id" => info.id = text.to_string(),
+            "family" => info.family = Some(text.to_string()),
+            "description" => info.description = text.to_string(),
+            "severity" => {
+                info.severity = text
+                    .parse()
+                    .map_err(|e| format!("rule {}: meta severity: {e}", rule.identifier()))?
+            }
+            _ => {}
+        }
+    }
+    Ok(info)
+}

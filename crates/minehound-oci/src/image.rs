@@ -1,0 +1,83 @@
+use crate::Platform;
+
+/// How to find a blob in its source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BlobLocation {
+    /// By digest: `blobs/sha256/<hex>` in a layout or archive.
+    Digest(String),
+    /// By member path in a `docker save` archive (`<id>/layer.tar`).
+    ArchivePath(String),
+}
+
+impl BlobLocation {
+    /// The path of the blob inside a layout or archive.
+    pub fn member_path(&self) -> Result<String, crate::Error> {
+        match self {
+            BlobLocation::Digest(d) => Ok(format!("blobs/sha256/{}", crate::sha256_hex_of(d)?)),
+            BlobLocation::ArchivePath(p) => Ok(clean_member(p)),
+        }
+    }
+}
+
+/// An archive member name without `./` or leading `/`, as the archive index keys it.
+pub(crate) fn clean_member(p: &str) -> String {
+    p.trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// One layer of an image, and what its bytes must hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// Position, 0 = bottom.
+    pub index: usize,
+    /// Where its blob is.
+    pub location: BlobLocation,
+    /// Digest the stored blob must have (absent for classic docker-archive layers).
+    pub digest: Option<String>,
+    /// Digest the uncompressed tar must have (`rootfs.diff_ids`).
+    pub diff_id: Option<String>,
+    /// Media type from the manifest.
+    pub media_type: Option<String>,
+    /// Size the manifest declares for the blob.
+    pub size: Option<u64>,
+    /// The history line that made it.
+    pub created_by: Option<String>,
+}
+
+impl Layer {
+    /// The digest that names this layer in reports: the blob digest, else the diff id.
+    pub fn display_digest(&self) -> Option<&str> {
+        self.digest.as_deref().or(self.diff_id.as_deref())
+    }
+}
+
+/// The process an image starts, from its config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageProcess {
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `Env`.
+    pub env: Vec<String>,
+}
+
+/// One image (one platform) ready to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Tag or name it was found under.
+    pub reference: Option<String>,
+    /// Manifest digest.
+    pub manifest_digest: Option<String>,
+    /// Config digest.
+    pub config_digest: Option<String>,
+    /// Platform, from the index or else the config.
+    pub platform: Option<Platform>,
+    /// The raw config JSON (for detectors that read entrypoint and env).
+    pub config: Vec<u8>,
+    /// The process it starts.
+    pub process: ImageProcess,
+    /// Layers, bottom first.
+    pub layers: Vec<Layer>,
+}

@@ -1,0 +1,27 @@
+//! The minehound report: what a scan found, where, and what it could not read.
+//!
+//! The library builds a [`Report`]; this crate only models and renders it, so the
+//! CLI, the service and embedders all print the same thing. The JSON form is the
+//! contract described in `DESIGN.md`: fields only grow, and [`SCHEMA_VERSION`]
+//! changes when a field changes meaning.
+//!
+//! ```
+//! use minehound_report::{Report, Severity};
+//! let report = Report::new("oci:./image");
+//! assert_eq!(report.highest_severity(), None);
+//! assert!(Severity::Critical > Severity::High);
+//! let json = minehound_report::render::json(&report).unwrap();
+//! assert!(json.contains("\"findings\": []"));
+//! ```
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod model;
+pub mod render;
+mod severity;
+
+pub use model::*;
+pub use severity::{ParseSeverityError, Severity};
+
+/// Version of the JSON report's schema; bumped when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;

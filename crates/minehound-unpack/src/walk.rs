@@ -1,0 +1,216 @@
+use std::io::{self, Read};
+
+use tar::EntryType;
+
+use crate::compression::{Compression, decompress, limit_exceeded};
+use crate::{Error, Limits, normalize};
+
+/// One regular file of a layer or nested archive, with its bytes.
+#[derive(Debug)]
+pub struct FileEntry<'a> {
+    /// Absolute path; members of nested archives read `outer!/inner`.
+    pub path: &'a str,
+    /// Unix mode bits from the tar header.
+    pub mode: u32,
+    /// Size as the archive declares it.
+    pub size: u64,
+    /// The file's bytes: all of them, or the first [`Limits::max_file_size`].
+    pub data: &'a [u8],
+    /// Whether `data` stops short of `size` because of the size limit.
+    pub truncated: bool,
+    /// 0 for a file of the layer itself, 1 for a member of an archive in it, …
+    pub depth: u32,
+}
+
+/// Receives what a walk finds, in archive order.
+pub trait Visitor {
+    /// A regular file (or archive member) and its bytes.
+    fn file(&mut self, file: FileEntry<'_>) -> Result<(), Error>;
+
+    /// A file that exists but whose bytes were not read, and why.
+    fn skipped(&mut self, path: &str, size: u64, reason: &str);
+
+    /// A whiteout: this layer deletes `path` from the layers below.
+    fn whiteout(&mut self, _path: &str) {}
+
+    /// An opaque directory: this layer hides everything below `dir` in lower layers.
+    fn opaque_dir(&mut self, _dir: &str) {}
+
+    /// Any non-regular entry (directory, link, device); it shadows lower layers.
+    fn other_entry(&mut self, _path: &str) {}
+}
+
+/// What a walk read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerCounts {
+    /// Tar entries of every kind.
+    pub entries: u64,
+    /// Regular files handed to [`Visitor::file`] or [`Visitor::skipped`].
+    pub files: u64,
+    /// Bytes of tar stream after decompression.
+    pub uncompressed_bytes: u64,
+    /// The compression found.
+    pub compression: Option<Compression>,
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Walks one layer blob (gzip, zstd or plain tar), applying whiteout semantics.
+pub fn walk_layer<R: Read>(
+    blob: R,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<LayerCounts, Error> {
+    let (compression, reader) =
+        decompress(blob, limits.max_layer_size).map_err(|e| classify_io(e, 0))?;
+    let mut counts = walk_tar(reader, limits, visitor, &WalkContext::layer())?;
+    counts.compression = Some(compression);
+    Ok(counts)
+}
+
+/// Walks a layer's tar stream that is already decompressed (for callers that
+/// hash the uncompressed bytes themselves), applying whiteout semantics.
+pub fn walk_layer_tar<R: Read>(
+    tar: R,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<LayerCounts, Error> {
+    walk_tar(tar, limits, visitor, &WalkContext::layer())
+}
+
+/// Where a tar stream sits: a layer (whiteouts apply) or an archive inside one.
+pub(crate) struct WalkContext<'p> {
+    /// Path of the enclosing archive file, if nested.
+    pub prefix: Option<&'p str>,
+    pub depth: u32,
+}
+
+impl WalkContext<'_> {
+    pub(crate) fn layer() -> Self {
+        WalkContext {
+            prefix: None,
+            depth: 0,
+        }
+    }
+}
+
+/// Walks a tar stream. Without a nested prefix, `.wh.` names are whiteouts.
+pub(crate) fn walk_tar<R: Read>(
+    reader: R,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+    ctx: &WalkContext<'_>,
+) -> Result<LayerCounts, Error> {
+    let mut counted = CountingReader {
+        inner: reader,
+        bytes: 0,
+    };
+    let mut counts = LayerCounts::default();
+    let mut buf = Vec::new();
+    {
+        let mut archive = tar::Archive::new(&mut counted);
+        let entries = archive
+            .entries()
+            .map_err(|e| classify_io(e, counts.entries))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| classify_io(e, counts.entries))?;
+            counts.entries += 1;
+            if counts.entries > limits.max_entries {
+                return Err(Error::TooManyEntries {
+                    limit: limits.max_entries,
+                });
+            }
+            let raw_path = entry.path_bytes().into_owned();
+            let inner_path = normalize(&raw_path);
+            let path = match ctx.prefix {
+                Some(outer) => crate::join_nested(outer, &inner_path),
+                None => inner_path.clone(),
+            };
+            let header = entry.header();
+            let kind = header.entry_type();
+            let size = entry.size();
+            let mode = header.mode().unwrap_or(0);
+
+            if ctx.prefix.is_none()
+                && let Some(name) = inner_path.rsplit('/').next()
+                && let Some(target) = name.strip_prefix(WHITEOUT_PREFIX)
+            {
+                let parent = &inner_path[..inner_path.len() - name.len()];
+                if name == OPAQUE_MARKER {
+                    visitor.opaque_dir(&normalize(parent.as_bytes()));
+                } else {
+                    visitor.whiteout(&normalize(format!("{parent}{target}").as_bytes()));
+                }
+                continue;
+            }
+
+            match kind {
+                EntryType::Regular | EntryType::Continuous => {
+                    counts.files += 1;
+                    buf.clear();
+                    let want = size.min(limits.max_file_size);
+                    (&mut entry)
+                        .take(want)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| classify_io(e, counts.entries))?;
+                    if (buf.len() as u64) < want {
+                        return Err(Error::Corrupt {
+                            entries: counts.entries,
+                            source: io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("{path}: archive ends inside the file's data"),
+                            ),
+                        });
+                    }
+                    visitor.file(FileEntry {
+                        path: &path,
+                        mode,
+                        size,
+                        data: &buf,
+                        truncated: size > limits.max_file_size,
+                        depth: ctx.depth,
+                    })?;
+                }
+                EntryType::GNUSparse => {
+                    counts.files += 1;
+                    visitor.skipped(&path, size, "GNU sparse file: not read");
+                }
+                EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink => {}
+                _ => visitor.other_entry(&path),
+            }
+        }
+    }
+    // Read what follows the end-of-archive blocks, so the byte count (and any
+    // digest computed below us) covers the whole stream.
+    io::copy(&mut counted, &mut io::sink()).map_err(|e| classify_io(e, counts.entries))?;
+    counts.uncompressed_bytes = counted.bytes;
+    Ok(counts)
+}
+
+/// Maps an I/O error met while walking to the error a user should see.
+pub(crate) fn classify_io(err: io::Error, entries: u64) -> Error {
+    if let Some(limit) = limit_exceeded(&err) {
+        return Error::LayerTooLarge { limit };
+    }
+    Error::Corrupt {
+        entries,
+        source: err,
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}

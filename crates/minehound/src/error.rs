@@ -1,0 +1,80 @@
+/// Why a scan could not be completed. Any of these means "no verdict" (exit 2),
+/// never "clean".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target could not be opened or its manifests are invalid.
+    #[error("cannot open the image")]
+    Source(#[from] minehound_oci::Error),
+    /// The signatures could not be loaded.
+    #[error("cannot load signatures")]
+    Signatures(#[from] minehound_detect::Error),
+    /// A layer could not be read to its end.
+    #[error("layer {index} ({digest}) could not be read")]
+    Layer {
+        /// Layer position, 0 = bottom.
+        index: usize,
+        /// Layer digest, or its location when it has none.
+        digest: String,
+        /// Why.
+        #[source]
+        source: LayerError,
+    },
+    /// A directory or file target could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The worker pool could not be started.
+    #[error("cannot start {jobs} worker threads")]
+    Workers {
+        /// Threads asked for.
+        jobs: usize,
+        /// Why.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+}
+
+/// Why one layer blob failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// The blob could not be opened.
+    #[error("cannot open the blob")]
+    Open(#[from] minehound_oci::Error),
+    /// Decompression or the tar walk failed.
+    #[error("cannot unpack the layer")]
+    Unpack(#[from] minehound_unpack::Error),
+    /// The blob's bytes do not hash to the digest the manifest declares.
+    #[error("blob digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// Declared digest.
+        expected: String,
+        /// Digest of the bytes read.
+        actual: String,
+    },
+    /// The uncompressed tar does not hash to the config's diff_id.
+    #[error("diff_id mismatch: config says {expected}, uncompressed layer is {actual}")]
+    DiffIdMismatch {
+        /// diff_id from the config.
+        expected: String,
+        /// Digest of the uncompressed bytes.
+        actual: String,
+    },
+    /// The blob is not as long as the manifest says.
+    #[error("blob size mismatch: manifest says {expected} bytes, blob has {actual}")]
+    SizeMismatch {
+        /// Declared size.
+        expected: u64,
+        /// Bytes read.
+        actual: u64,
+    },
+    /// The blob is in the archive but was not a readable layer.
+    #[error("{0}")]
+    Unreadable(String),
+}

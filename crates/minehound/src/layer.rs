@@ -1,0 +1,270 @@
+//! Scanning one layer blob: verify, decompress, walk, classify, detect.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use minehound_detect::{Detection, Detector, FileKind, classify, sha256};
+use minehound_unpack::{ArchiveFormat, FileEntry, HashingReader, Limits, Visitor, walk_nested};
+
+use crate::LayerError;
+
+/// Everything one layer yields, independent of the image it belongs to, so a
+/// layer shared by many images is scanned once.
+#[derive(Debug, Clone, Default)]
+pub struct LayerScan {
+    /// `sha256:` of the blob as read.
+    pub digest: String,
+    /// `sha256:` of the uncompressed tar.
+    pub diff_id: String,
+    /// Bytes of the blob.
+    pub compressed_bytes: u64,
+    /// Bytes after decompression.
+    pub uncompressed_bytes: u64,
+    /// Regular files, nested archive members included.
+    pub files: u64,
+    /// Files checked in full.
+    pub files_scanned: u64,
+    /// ELF files among them.
+    pub elf_files: u64,
+    /// Nested archives opened.
+    pub archives: u64,
+    /// Files with at least one detection.
+    pub findings: Vec<FileFinding>,
+    /// Files not fully checked, with reasons.
+    pub skipped: Vec<SkippedFile>,
+    /// Paths this layer deletes from the layers below.
+    pub whiteouts: Vec<String>,
+    /// Directories whose lower-layer content this layer hides.
+    pub opaque_dirs: Vec<String>,
+    /// Every path this layer writes (files, directories, links).
+    pub paths: HashSet<String>,
+}
+
+/// A file with detections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFinding {
+    /// Path in the layer; nested members read `outer!/inner`.
+    pub path: String,
+    /// SHA-256 of the bytes checked, hex.
+    pub sha256: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// What matched.
+    pub detections: Vec<Detection>,
+}
+
+/// A file that was not fully checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// Path in the layer.
+    pub path: String,
+    /// Declared size.
+    pub size: u64,
+    /// Why.
+    pub reason: String,
+}
+
+impl LayerScan {
+    /// Adds another partial scan of the same layer or directory.
+    pub(crate) fn absorb(&mut self, other: LayerScan) {
+        self.compressed_bytes += other.compressed_bytes;
+        self.uncompressed_bytes += other.uncompressed_bytes;
+        self.files += other.files;
+        self.files_scanned += other.files_scanned;
+        self.elf_files += other.elf_files;
+        self.archives += other.archives;
+        self.findings.extend(other.findings);
+        self.skipped.extend(other.skipped);
+        self.whiteouts.extend(other.whiteouts);
+        self.opaque_dirs.extend(other.opaque_dirs);
+        self.paths.extend(other.paths);
+    }
+}
+
+/// Streams one layer blob through the pipeline, hashing it (as stored and
+/// uncompressed) on the way. The caller compares the digests with the manifest.
+pub fn scan_layer_blob(
+    blob: impl Read,
+    detector: &mut Detector<'_>,
+    limits: &Limits,
+) -> Result<LayerScan, LayerError> {
+    let mut raw = HashingReader::new(blob);
+    let mut scan = LayerScan::default();
+    {
+        let mut checker = FileChecker::new(detector, limits, &mut scan);
+        let (_, decompressed) = minehound_unpack::decompress(&mut raw, limits.max_layer_size)
+            .map_err(minehound_unpack::Error::from_io)?;
+        let mut plain = HashingReader::new(decompressed);
+        minehound_unpack::walk_layer_tar(&mut plain, limits, &mut checker)?;
+        let (diff_id, bytes) = plain.finish().map_err(minehound_unpack::Error::from_io)?;
+        scan.diff_id = diff_id;
+        scan.uncompressed_bytes = bytes;
+    }
+    let (digest, bytes) = raw.finish().map_err(minehound_unpack::Error::from_io)?;
+    scan.digest = digest;
+    scan.compressed_bytes = bytes;
+    Ok(scan)
+}
+
+/// The [`Visitor`] that checks each file of a layer, directory or nested archive.
+pub(crate) struct FileChecker<'a, 's> {
+    detector: &'a mut Detector<'s>,
+    limits: &'a Limits,
+    scan: &'a mut LayerScan,
+    nesting: u32,
+}
+
+impl<'a, 's> FileChecker<'a, 's> {
+    pub(crate) fn new(
+        detector: &'a mut Detector<'s>,
+        limits: &'a Limits,
+        scan: &'a mut LayerScan,
+    ) -> Self {
+        FileChecker {
+            detector,
+            limits,
+            scan,
+            nesting: 0,
+        }
+    }
+
+    fn skip(&mut self, path: &str, size: u64, reason: String) {
+        self.scan.skipped.push(SkippedFile {
+            path: path.to_string(),
+            size,
+            reason,
+        });
+    }
+
+    fn open_archive(&mut self, file: &FileEntry<'_>, format: ArchiveFormat) {
+        if file.depth >= self.limits.max_depth {
+            self.skip(
+                file.path,
+                file.size,
+                format!(
+                    "archive nested deeper than the limit of {} levels: members not scanned",
+                    self.limits.max_depth
+                ),
+            );
+            return;
+        }
+        self.scan.archives += 1;
+        self.nesting += 1;
+        let result = walk_nested(
+            file.path,
+            file.data,
+            format,
+            file.depth + 1,
+            self.limits,
+            self,
+        );
+        self.nesting -= 1;
+        match result {
+            Ok(_) => self.scan.files_scanned += 1,
+            // A damaged archive inside a layer is the archive's problem, not the
+            // layer's: list it and go on with the rest of the layer.
+            Err(err) => self.skip(
+                file.path,
+                file.size,
+                format!("archive not fully read: {}", error_chain(&err)),
+            ),
+        }
+    }
+}
+
+impl Visitor for FileChecker<'_, '_> {
+    fn file(&mut self, file: FileEntry<'_>) -> Result<(), minehound_unpack::Error> {
+        self.scan.files += 1;
+        if self.nesting == 0 {
+            self.scan.paths.insert(file.path.to_string());
+        }
+        let kind = classify(file.data);
+        if kind == FileKind::Elf {
+            self.scan.elf_files += 1;
+        }
+        if kind == FileKind::Archive
+            && !file.truncated
+            && let Some(format) = ArchiveFormat::sniff(file.data)
+        {
+            self.open_archive(&file, format);
+            return Ok(());
+        }
+        if !kind.is_candidate() && !file.truncated {
+            self.scan.files_scanned += 1;
+            return Ok(());
+        }
+        let digest = (!file.truncated).then(|| sha256(file.data));
+        let result = if kind.is_candidate() {
+            self.detector.check_file(kind, file.data, digest.as_ref())
+        } else {
+            Ok(Vec::new())
+        };
+        match result {
+            Ok(detections) => {
+                if !detections.is_empty() {
+                    self.scan.findings.push(FileFinding {
+                        path: file.path.to_string(),
+                        sha256: digest.map(hex_of),
+                        size: file.size,
+                        detections,
+                    });
+                }
+                if file.truncated {
+                    self.skip(
+                        file.path,
+                        file.size,
+                        format!(
+                            "larger than the file size limit of {} bytes: only the first {} bytes were checked, not hashed",
+                            self.limits.max_file_size, self.limits.max_file_size
+                        ),
+                    );
+                } else {
+                    self.scan.files_scanned += 1;
+                }
+            }
+            Err(err) => {
+                let reason = format!("detectors failed: {}", error_chain(&err));
+                self.skip(file.path, file.size, reason);
+            }
+        }
+        Ok(())
+    }
+
+    fn skipped(&mut self, path: &str, size: u64, reason: &str) {
+        self.scan.files += 1;
+        if self.nesting == 0 {
+            self.scan.paths.insert(path.to_string());
+        }
+        self.skip(path, size, reason.to_string());
+    }
+
+    fn whiteout(&mut self, path: &str) {
+        self.scan.whiteouts.push(path.to_string());
+    }
+
+    fn opaque_dir(&mut self, dir: &str) {
+        self.scan.opaque_dirs.push(dir.to_string());
+    }
+
+    fn other_entry(&mut self, path: &str) {
+        if self.nesting == 0 {
+            self.scan.paths.insert(path.to_string());
+        }
+    }
+}
+
+fn hex_of(digest: [u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An error and its causes on one line: `a: b: c`.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -1,0 +1,352 @@
+//! The [`Scanner`]: built once, scans many targets.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minehound_detect::{Detector, Signatures, SignaturesBuilder};
+use minehound_oci::{BlobLocation, BlobStore, Image, Layer, Opened, PlatformChoice, Target};
+use minehound_report::{Report, SignatureSet};
+use minehound_unpack::Limits;
+use rayon::prelude::*;
+
+use crate::layer::{LayerScan, scan_layer_blob};
+use crate::merge::{ScannedImage, build_report};
+use crate::{Error, LayerError, fs_scan};
+
+/// Configures a [`Scanner`]. Every option has a default, so new options never
+/// break a caller.
+#[derive(Debug, Clone)]
+pub struct ScannerBuilder {
+    signatures: SignaturesBuilder,
+    limits: Limits,
+    jobs: Option<usize>,
+}
+
+impl Default for ScannerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScannerBuilder {
+    /// Bundled signatures, default limits, one worker per core.
+    pub fn new() -> Self {
+        ScannerBuilder {
+            signatures: SignaturesBuilder::new(),
+            limits: Limits::default(),
+            jobs: None,
+        }
+    }
+
+    /// Whether to use the bundled signature set (default: yes).
+    pub fn bundled_signatures(mut self, yes: bool) -> Self {
+        self.signatures = self.signatures.bundled(yes);
+        self
+    }
+
+    /// Adds a YARA rule file or a directory of them.
+    pub fn rules(mut self, path: impl Into<PathBuf>) -> Self {
+        self.signatures = self.signatures.rules(path);
+        self
+    }
+
+    /// Adds a SHA-256 hash list (TSV).
+    pub fn hashes(mut self, path: impl Into<PathBuf>) -> Self {
+        self.signatures = self.signatures.hashes(path);
+        self
+    }
+
+    /// Sets all limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Worker threads (default: the number of cores).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = Some(jobs.max(1));
+        self
+    }
+
+    /// Compiles the signatures and starts the worker pool.
+    pub fn build(self) -> Result<Scanner, Error> {
+        let signatures = self.signatures.build()?;
+        let jobs = self
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .thread_name(|i| format!("minehound-worker-{i}"))
+            .build()
+            .map_err(|source| Error::Workers { jobs, source })?;
+        Ok(Scanner {
+            signatures: Arc::new(signatures),
+            limits: self.limits,
+            pool: Arc::new(pool),
+        })
+    }
+}
+
+/// What to scan.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// The target.
+    pub target: Target,
+    /// The target as the user wrote it, for the report.
+    pub target_name: String,
+    /// Which platforms of a multi-platform image.
+    pub platform: PlatformChoice,
+}
+
+impl ScanRequest {
+    /// A request for `target` on the host's platform.
+    pub fn new(target: Target, target_name: impl Into<String>) -> Self {
+        ScanRequest {
+            target,
+            target_name: target_name.into(),
+            platform: PlatformChoice::Host,
+        }
+    }
+
+    /// Chooses platforms.
+    pub fn platform(mut self, platform: PlatformChoice) -> Self {
+        self.platform = platform;
+        self
+    }
+}
+
+/// Scans images for miners. Cheap to clone and share across threads: the
+/// compiled signatures and the worker pool are shared.
+#[derive(Clone)]
+pub struct Scanner {
+    signatures: Arc<Signatures>,
+    limits: Limits,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("signatures", &self.signatures)
+            .field("limits", &self.limits)
+            .field("jobs", &self.pool.current_num_threads())
+            .finish()
+    }
+}
+
+impl Scanner {
+    /// The compiled signatures.
+    pub fn signatures(&self) -> &Signatures {
+        &self.signatures
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Scans a target and returns its report. An `Err` means the scan could not
+    /// be completed; a report with findings is still `Ok`.
+    pub fn scan(&self, request: &ScanRequest) -> Result<Report, Error> {
+        let opened = minehound_oci::open(&request.target, &request.platform)?;
+        let images = match opened {
+            Opened::Images { store, images } => self.scan_images(store.as_ref(), images)?,
+            Opened::Stream {
+                reader,
+                name,
+                image,
+                fallback_file,
+            } => match self.scan_stream(reader, &name, image.as_ref(), &request.platform) {
+                Err(Error::Source(minehound_oci::Error::NoImage(_))) if fallback_file.is_some() => {
+                    vec![fs_scan::scan_file(
+                        self,
+                        &fallback_file.unwrap_or_default(),
+                    )?]
+                }
+                other => other?,
+            },
+            Opened::Dir(path) => vec![fs_scan::scan_dir(self, &path)?],
+            Opened::File(path) => vec![fs_scan::scan_file(self, &path)?],
+        };
+        let mut report = build_report(&request.target_name, images);
+        report.signatures = self.signature_set();
+        Ok(report)
+    }
+
+    fn signature_set(&self) -> SignatureSet {
+        SignatureSet {
+            version: self.signatures.version(),
+            bundled: self.signatures.bundled(),
+            rules: self.signatures.rule_count(),
+            hashes: self.signatures.hash_count(),
+            extra_files: self
+                .signatures
+                .extra_files()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        }
+    }
+
+    /// Runs `f` with a fresh detector on each worker of the pool.
+    pub(crate) fn par_map<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&mut Detector<'_>, &T) -> R + Sync + Send,
+    ) -> Vec<R> {
+        let signatures = &*self.signatures;
+        self.pool.install(|| {
+            items
+                .par_iter()
+                .map_init(
+                    || Detector::new(signatures),
+                    |detector, item| f(detector, item),
+                )
+                .collect()
+        })
+    }
+
+    /// Scans seekable images: each unique layer once, layers in parallel.
+    fn scan_images(
+        &self,
+        store: &dyn BlobStore,
+        images: Vec<Image>,
+    ) -> Result<Vec<ScannedImage>, Error> {
+        let mut unique: Vec<&Layer> = Vec::new();
+        for layer in images.iter().flat_map(|i| &i.layers) {
+            if !unique.iter().any(|u| u.location == layer.location) {
+                unique.push(layer);
+            }
+        }
+        let limits = &self.limits;
+        let results = self.par_map(&unique, |detector, layer| {
+            let scan = store
+                .open(&layer.location)
+                .map_err(LayerError::from)
+                .and_then(|blob| scan_layer_blob(blob, detector, limits));
+            (layer.location.clone(), scan.and_then(|s| verify(layer, s)))
+        });
+        let mut by_location: HashMap<_, _> = results.into_iter().collect();
+        assemble(images, |layer| {
+            take_shared(&mut by_location, &layer.location)
+        })
+    }
+
+    /// Scans an archive that can only be read once, front to back.
+    fn scan_stream(
+        &self,
+        reader: Box<dyn Read + Send>,
+        name: &str,
+        wanted: Option<&minehound_oci::ImageRef>,
+        platform: &PlatformChoice,
+    ) -> Result<Vec<ScannedImage>, Error> {
+        let limits = &self.limits;
+        let (_, tar) = minehound_unpack::decompress(reader, u64::MAX).map_err(|source| {
+            Error::Source(minehound_oci::Error::Io {
+                path: name.into(),
+                source,
+            })
+        })?;
+        let mut detector = Detector::new(&self.signatures);
+        let mut streamed_scans: HashMap<String, Result<LayerScan, LayerError>> = HashMap::new();
+        let streamed = minehound_oci::read_archive_stream(tar, name, &mut |path, blob| {
+            let result = scan_layer_blob(blob, &mut detector, limits);
+            streamed_scans.insert(path.to_string(), result);
+        })?;
+        let images = minehound_oci::images_from_archive(&streamed.store, wanted, platform)?;
+        let mut done: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>> = HashMap::new();
+        assemble(images, |layer| {
+            if done.contains_key(&layer.location) {
+                return take_shared(&mut done, &layer.location);
+            }
+            let member = layer.location.member_path()?;
+            let member = streamed.resolve(&member).to_string();
+            let result = match streamed_scans.remove(&member) {
+                Some(scan) => scan,
+                None => streamed
+                    .store
+                    .open(&BlobLocation::ArchivePath(member))
+                    .map_err(LayerError::from)
+                    .and_then(|blob| scan_layer_blob(blob, &mut detector, limits)),
+            };
+            done.insert(
+                layer.location.clone(),
+                result.and_then(|s| verify(layer, s)),
+            );
+            take_shared(&mut done, &layer.location)
+        })
+    }
+}
+
+/// Pairs every layer of every image with its scan.
+fn assemble(
+    images: Vec<Image>,
+    mut scan_of: impl FnMut(&Layer) -> Result<Arc<LayerScan>, LayerError>,
+) -> Result<Vec<ScannedImage>, Error> {
+    let mut out = Vec::new();
+    for image in images {
+        let mut scans = Vec::new();
+        for layer in &image.layers {
+            let scan = scan_of(layer).map_err(|source| Error::Layer {
+                index: layer.index,
+                digest: layer
+                    .display_digest()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{:?}", layer.location)),
+                source,
+            })?;
+            scans.push(scan);
+        }
+        out.push(ScannedImage { image, scans });
+    }
+    Ok(out)
+}
+
+/// Checks the digests and size a scan measured against what the image declares.
+fn verify(layer: &Layer, scan: LayerScan) -> Result<Arc<LayerScan>, LayerError> {
+    if let Some(expected) = &layer.digest
+        && *expected != scan.digest
+    {
+        return Err(LayerError::DigestMismatch {
+            expected: expected.clone(),
+            actual: scan.digest,
+        });
+    }
+    if let Some(expected) = layer.size
+        && expected != scan.compressed_bytes
+    {
+        return Err(LayerError::SizeMismatch {
+            expected,
+            actual: scan.compressed_bytes,
+        });
+    }
+    if let Some(expected) = &layer.diff_id
+        && *expected != scan.diff_id
+    {
+        return Err(LayerError::DiffIdMismatch {
+            expected: expected.clone(),
+            actual: scan.diff_id,
+        });
+    }
+    Ok(Arc::new(scan))
+}
+
+/// Hands out a layer's result, keeping a copy for the next image that shares
+/// the layer. Errors are not `Clone` (they hold I/O errors): the first image
+/// gets the error itself, later ones its text.
+fn take_shared(
+    results: &mut HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>>,
+    location: &BlobLocation,
+) -> Result<Arc<LayerScan>, LayerError> {
+    let result = results
+        .remove(location)
+        .unwrap_or_else(|| Err(LayerError::Unreadable("layer was not scanned".into())));
+    let copy = match &result {
+        Ok(scan) => Ok(Arc::clone(scan)),
+        Err(err) => Err(LayerError::Unreadable(crate::layer::error_chain(err))),
+    };
+    results.insert(location.clone(), copy);
+    result
+}

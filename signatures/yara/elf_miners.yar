@@ -1,0 +1,262 @@
+/*
+ * minehound bundled signatures: miner family rules for ELF files.
+ *
+ * Every rule starts with the ELF magic check and keys on what every build of a
+ * family must contain (option table, pool protocol, algorithm table) with
+ * "N of" thresholds, never on one sample's bytes and never on a product name
+ * alone. Renaming, stripping, dropping the donate feature or rebuilding keeps
+ * the match; packing (UPX etc.) hides the strings and is left to the packer
+ * heuristics.
+ *
+ * Dialect: YARA-X (also accepted by classic YARA 4.x). No modules needed.
+ */
+
+rule MH_XMRIG
+{
+    meta:
+        id = "MH-XMRIG-ELF"
+        family = "xmrig"
+        severity = "critical"
+        description = "XMRig or an XMRig fork: its command-line option table, stratum/JSON-RPC pool protocol and mining algorithm name table together in one ELF."
+        why = "XMRig is the Monero miner used in nearly every cryptojacking campaign against containers; shipping it in an image means mining on the host that runs it."
+        example = "ELF with 'randomx-1gb-pages', 'cpu-max-threads-hint', 'stratum+ssl://', 'keepalived', 'rx/0', 'cn/r', 'argon2/chukwa'"
+        reference = "https://github.com/xmrig/xmrig/blob/master/src/core/config/Config_platform.h"
+
+    strings:
+        // option table (getopt long options / config keys); 6.x, 5.x and 2.x-era names
+        $opt1  = "donate-level" fullword ascii
+        $opt2  = "donate-over-proxy" fullword ascii
+        $opt3  = "cpu-max-threads-hint" fullword ascii
+        $opt4  = "randomx-1gb-pages" fullword ascii
+        $opt5  = "randomx-wrmsr" fullword ascii
+        $opt6  = "randomx-no-rdmsr" fullword ascii
+        $opt7  = "randomx-init" fullword ascii
+        $opt8  = "randomx-mode" fullword ascii
+        $opt9  = "randomx-no-numa" fullword ascii
+        $opt10 = "randomx-cache-qos" fullword ascii
+        $opt11 = "nicehash" fullword ascii
+        $opt12 = "rig-id" fullword ascii
+        $opt13 = "tls-fingerprint" fullword ascii
+        $opt14 = "daemon-poll-interval" fullword ascii
+        $opt15 = "huge-pages-jit" fullword ascii
+        $opt16 = "submit-to-origin" fullword ascii
+        $opt17 = "self-select" fullword ascii
+        $opt18 = "max-cpu-usage" fullword ascii
+        $opt19 = "no-huge-pages" fullword ascii
+        $opt20 = "cpu-memory-pool" fullword ascii
+        $opt21 = "cpu-no-yield" fullword ascii
+        $opt22 = "health-print-time" fullword ascii
+        $opt23 = "pause-on-battery" fullword ascii
+        $opt24 = "pause-on-active" fullword ascii
+        $opt25 = "cuda-bfactor-hint" fullword ascii
+        $opt26 = "opencl-platform" fullword ascii
+        $opt27 = "api-worker-id" fullword ascii
+        $opt28 = "spend-secret-key" fullword ascii
+
+        // pool protocol: stratum schemes, Monero pool JSON-RPC, classic stratum
+        $proto1  = "stratum+tcp://" ascii
+        $proto2  = "stratum+ssl://" ascii
+        $proto3  = "keepalived" fullword ascii
+        $proto4  = "job_id" fullword ascii
+        $proto5  = "mining.subscribe" fullword ascii
+        $proto6  = "mining.notify" fullword ascii
+        $proto7  = "mining.authorize" fullword ascii
+        $proto8  = "mining.submit" fullword ascii
+        $proto9  = "mining.set_target" fullword ascii
+        $proto10 = "daemon+http://" ascii
+        $proto11 = "daemon+https://" ascii
+
+        // algorithm name table
+        $algo1  = "rx/0" fullword ascii
+        $algo2  = "rx/wow" fullword ascii
+        $algo3  = "rx/arq" fullword ascii
+        $algo4  = "rx/graft" fullword ascii
+        $algo5  = "rx/sfx" fullword ascii
+        $algo6  = "rx/keva" fullword ascii
+        $algo7  = "rx/yada" fullword ascii
+        $algo8  = "cn/r" fullword ascii
+        $algo9  = "cn/0" fullword ascii
+        $algo10 = "cn/1" fullword ascii
+        $algo11 = "cn/2" fullword ascii
+        $algo12 = "cn/half" fullword ascii
+        $algo13 = "cn/rwz" fullword ascii
+        $algo14 = "cn/zls" fullword ascii
+        $algo15 = "cn/double" fullword ascii
+        $algo16 = "cn/xao" fullword ascii
+        $algo17 = "cn/rto" fullword ascii
+        $algo18 = "cn/ccx" fullword ascii
+        $algo19 = "cn/upx2" fullword ascii
+        $algo20 = "cn-lite/1" fullword ascii
+        $algo21 = "cn-heavy/xhv" fullword ascii
+        $algo22 = "cn-heavy/tube" fullword ascii
+        $algo23 = "cn-pico/tlo" fullword ascii
+        $algo24 = "argon2/chukwa" fullword ascii
+        $algo25 = "argon2/chukwav2" fullword ascii
+        $algo26 = "argon2/wrkz" fullword ascii
+        $algo27 = "kawpow" fullword ascii
+        $algo28 = "ghostrider" fullword ascii
+        $algo29 = "cn/gpu" fullword ascii
+        $algo30 = "astrobwt" fullword ascii
+
+    condition:
+        uint32(0) == 0x464c457f and 6 of ($opt*) and 3 of ($proto*) and 5 of ($algo*)
+}
+
+rule MH_XMR_STAK
+{
+    meta:
+        id = "MH-XMR-STAK-ELF"
+        family = "xmr-stak"
+        severity = "critical"
+        description = "xmr-stak or xmr-stak-rx: its pool/config key table, its printf-style Monero pool JSON-RPC requests and its CryptoNight/RandomX algorithm names together in one ELF."
+        why = "xmr-stak is a Monero/CryptoNight miner widely dropped by cryptojacking malware; its presence in an image means the image can mine for someone else."
+        example = "ELF with 'pool_address', 'wallet_address', 'use_nicehash', 'pool_weight', '{\"method\":\"login\",\"params\":{\"login\":\"%s\"', 'cryptonight_v7'"
+        reference = "https://github.com/fireice-uk/xmr-stak/blob/master/xmrstak/jconf.cpp"
+
+    strings:
+        // config / pools.txt key table (jconf.cpp, config.tpl, pools.tpl)
+        $cfg1  = "pool_address" fullword ascii
+        $cfg2  = "wallet_address" fullword ascii
+        $cfg3  = "rig_id" fullword ascii
+        $cfg4  = "pool_password" fullword ascii
+        $cfg5  = "use_nicehash" fullword ascii
+        $cfg6  = "use_tls" fullword ascii
+        $cfg7  = "tls_fingerprint" fullword ascii
+        $cfg8  = "pool_weight" fullword ascii
+        $cfg9  = "pool_list" fullword ascii
+        $cfg10 = "tls_secure_algo" fullword ascii
+        $cfg11 = "giveup_limit" fullword ascii
+        $cfg12 = "h_print_time" fullword ascii
+        $cfg13 = "use_slow_memory" fullword ascii
+        $cfg14 = "nicehash_nonce" fullword ascii
+        $cfg15 = "aes_override" fullword ascii
+
+        // Monero pool JSON-RPC, printf templates and protocol errors (jpsock.cpp)
+        $rpc1 = "{\"method\":\"login\",\"params\":{\"login\":\"%s\"" ascii
+        $rpc2 = "{\"method\":\"submit\",\"params\":{\"id\":\"%s\",\"job_id\":\"%s\"" ascii
+        $rpc3 = "{\"method\":\"keepalived\"" ascii
+        $rpc4 = "{\"method\":\"getjob\"" ascii
+        $rpc5 = "keepalived" fullword ascii
+        $rpc6 = "job_id" fullword ascii
+        $rpc7 = "Are you sure you are mining the correct coin?" ascii
+        $rpc8 = "mining.set_extranonce" fullword ascii
+
+        // CryptoNight / RandomX algorithm names
+        $algo1  = "cryptonight_v7" fullword ascii
+        $algo2  = "cryptonight_v8" fullword ascii
+        $algo3  = "cryptonight_lite" fullword ascii
+        $algo4  = "cryptonight_heavy" fullword ascii
+        $algo5  = "cryptonight_r" fullword ascii
+        $algo6  = "cryptonight_gpu" fullword ascii
+        $algo7  = "cryptonight_masari" fullword ascii
+        $algo8  = "cryptonight_haven" fullword ascii
+        $algo9  = "cryptonight_bittube2" fullword ascii
+        $algo10 = "cryptonight_turtle" fullword ascii
+        $algo11 = "cryptonight_lite_v7" fullword ascii
+        $algo12 = "randomX_loki" fullword ascii
+        $algo13 = "randomX_wow" fullword ascii
+        $algo14 = "randomX" fullword ascii
+        $algo15 = "cryptonight" fullword ascii
+
+    condition:
+        uint32(0) == 0x464c457f and 5 of ($cfg*) and 3 of ($rpc*) and 2 of ($algo*)
+}
+
+rule MH_CPUMINER
+{
+    meta:
+        id = "MH-CPUMINER-ELF"
+        family = "cpuminer"
+        severity = "critical"
+        description = "cpuminer (pooler minerd), cpuminer-multi or cpuminer-opt: its getopt option table and its stratum/getwork/GBT pool protocol strings together in one ELF."
+        why = "cpuminer and its forks are CPU miners often dropped by cryptojacking scripts; their presence in an image means the image can mine for someone else."
+        example = "ELF with 'no-longpoll', 'no-getwork', 'no-stratum', 'coinbase-addr', 'retry-pause', 'mining.subscribe', 'X-Long-Polling', 'getblocktemplate'"
+        reference = "https://github.com/pooler/cpuminer/blob/master/cpu-miner.c"
+
+    strings:
+        // getopt long option table (cpu-miner.c)
+        $opt1  = "no-longpoll" fullword ascii
+        $opt2  = "no-getwork" fullword ascii
+        $opt3  = "no-stratum" fullword ascii
+        $opt4  = "no-gbt" fullword ascii
+        $opt5  = "retry-pause" fullword ascii
+        $opt6  = "scantime" fullword ascii
+        $opt7  = "coinbase-addr" fullword ascii
+        $opt8  = "coinbase-sig" fullword ascii
+        $opt9  = "cpu-affinity" fullword ascii
+        $opt10 = "protocol-dump" fullword ascii
+        $opt11 = "no-redirect" fullword ascii
+        $opt12 = "no-extranonce" fullword ascii
+        $opt13 = "diff-factor" fullword ascii
+        $opt14 = "diff-multiplier" fullword ascii
+        $opt15 = "userpass" fullword ascii
+
+        // pool protocol (util.c): stratum, getwork, getblocktemplate, HTTP extensions
+        $proto1  = "mining.subscribe" fullword ascii
+        $proto2  = "mining.notify" fullword ascii
+        $proto3  = "mining.authorize" fullword ascii
+        $proto4  = "mining.submit" fullword ascii
+        $proto5  = "X-Long-Polling" ascii
+        $proto6  = "X-Stratum" ascii
+        $proto7  = "X-Mining-Extensions" ascii
+        $proto8  = "X-Reject-Reason" ascii
+        $proto9  = "X-Roll-NTime" ascii
+        $proto10 = "getblocktemplate" fullword ascii
+        $proto11 = "getwork" fullword ascii
+        $proto12 = "stratum+tcp://" ascii
+
+    condition:
+        uint32(0) == 0x464c457f and 5 of ($opt*) and 4 of ($proto*)
+}
+
+rule MH_STRATUM_CLIENT
+{
+    meta:
+        id = "MH-STRATUM-CLIENT-ELF"
+        family = "stratum-client"
+        severity = "medium"
+        description = "An ELF that speaks the stratum mining-client protocol: a stratum URL scheme plus the client methods mining.subscribe/authorize/submit, or the Monero pool JSON-RPC login/submit/keepalived/job_id set."
+        why = "Ordinary software never talks to a mining pool; an unknown binary with a stratum client inside is most likely a miner or a miner loader, even when no family rule names it."
+        example = "ELF with 'stratum+tcp://', 'mining.subscribe', 'mining.authorize' (or 'login', 'submit', 'keepalived', 'job_id')"
+        reference = "https://en.bitcoin.it/wiki/Stratum_mining_protocol"
+
+    strings:
+        $scheme1 = "stratum+tcp://" ascii
+        $scheme2 = "stratum+ssl://" ascii
+        $scheme3 = "stratum+tls://" ascii
+        $scheme4 = "stratum1+tcp://" ascii
+        $scheme5 = "stratum2+tcp://" ascii
+        $scheme6 = "stratum1+ssl://" ascii
+        $scheme7 = "stratum2+ssl://" ascii
+
+        $m_sub  = "mining.subscribe" fullword ascii
+        $m_auth = "mining.authorize" fullword ascii
+        $m_sbm  = "mining.submit" fullword ascii
+
+        $x_login = "login" fullword ascii
+        $x_sbm   = "submit" fullword ascii
+        $x_keep  = "keepalived" fullword ascii
+        $x_job   = "job_id" fullword ascii
+
+    condition:
+        uint32(0) == 0x464c457f and any of ($scheme*) and
+        ( 2 of ($m_sub, $m_auth, $m_sbm) or all of ($x_*) )
+}
+
+rule MH_RANDOMX_CODE
+{
+    meta:
+        id = "MH-RANDOMX-CODE-ELF"
+        family = "randomx"
+        severity = "low"
+        description = "RandomX proof-of-work code: the RandomX Argon2 salt \"RandomX\\x03\" that every RandomX build carries."
+        why = "Informational: RandomX is what Monero miners hash with, but Monero nodes, p2pool, wallets and librandomx legitimately contain it too."
+        example = "ELF containing the bytes 52 61 6E 64 6F 6D 58 03 (\"RandomX\\x03\"), e.g. monerod, p2pool, librandomx.so, xmrig"
+        reference = "https://github.com/tevador/RandomX/blob/master/src/configuration.h"
+
+    strings:
+        $salt = { 52 61 6E 64 6F 6D 58 03 }
+
+    condition:
+        uint32(0) == 0x464c457f and $salt
+}

