@@ -56,15 +56,10 @@ fn scan(settings: ScanSettings) -> Result<ExitCode> {
 
 /// One line for CI logs: what was found and whether the gate passes.
 fn verdict_line(report: &Report, fail_on: minehound::Severity, fails: bool) -> String {
-    let c = &report.stats.findings;
     format!(
-        "minehound: {} findings (critical {}, high {}, medium {}, low {}, info {}); {} files in {} layers; gate at {fail_on}: {}",
+        "minehound: {} findings ({}); {} files in {} layers; gate at {fail_on}: {}",
         report.findings.len(),
-        c.critical,
-        c.high,
-        c.medium,
-        c.low,
-        c.info,
+        report.stats.findings,
         report.stats.files,
         report.stats.layers,
         if fails { "FAIL" } else { "pass" }

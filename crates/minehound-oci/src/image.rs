@@ -26,6 +26,26 @@ pub(crate) fn clean_member(p: &str) -> String {
         .to_string()
 }
 
+/// A link target as a member name: hard links name a member; symlinks are
+/// relative to the link's directory. `..` never climbs above the archive root.
+pub(crate) fn resolve_link(name: &str, target: &str, symlink: bool) -> String {
+    if !symlink || target.starts_with('/') {
+        return clean_member(target);
+    }
+    let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
 /// One layer of an image, and what its bytes must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
@@ -80,4 +100,23 @@ pub struct Image {
     pub process: ImageProcess,
     /// Layers, bottom first.
     pub layers: Vec<Layer>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_links_inside_the_archive() {
+        assert_eq!(
+            resolve_link("a/b/layer.tar", "../../blobs/sha256/x", true),
+            "blobs/sha256/x"
+        );
+        assert_eq!(
+            resolve_link("a/layer.tar", "../../../../etc/passwd", true),
+            "etc/passwd"
+        );
+        assert_eq!(resolve_link("a/layer.tar", "x", false), "x");
+        assert_eq!(resolve_link("a/layer.tar", "/blobs/x", true), "blobs/x");
+    }
 }

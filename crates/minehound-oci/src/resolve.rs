@@ -48,7 +48,7 @@ pub fn images_from_layout(
         Some(ImageRef::Tag(tag)) => images
             .iter()
             .copied()
-            .filter(|m| ref_name(m).is_some_and(|name| name_matches(name, tag)))
+            .filter(|m| ref_names(m).any(|name| name_matches(name, tag)))
             .collect(),
         None => images.clone(),
     };
@@ -450,20 +450,28 @@ fn digest_in_name(path: &str) -> Option<String> {
     Some(digest)
 }
 
-fn ref_name(desc: &Descriptor) -> Option<&str> {
-    desc.annotations
-        .get(ANNOTATION_REF_NAME)
-        .or_else(|| desc.annotations.get(ANNOTATION_IMAGE_NAME))
-        .map(String::as_str)
+/// Every name a layout gives an image: the OCI ref name (often just the tag)
+/// and containerd's full image name, as Docker 25+ writes both.
+fn ref_names(desc: &Descriptor) -> impl Iterator<Item = &str> {
+    [ANNOTATION_REF_NAME, ANNOTATION_IMAGE_NAME]
+        .into_iter()
+        .filter_map(|key| desc.annotations.get(key).map(String::as_str))
 }
 
-/// `latest` matches `latest`, `app:latest` and `registry/app:latest`.
+/// The name to show for an image: containerd's full name if present.
+fn ref_name(desc: &Descriptor) -> Option<&str> {
+    ref_names(desc).last()
+}
+
+/// Whether an image named `name` is the one the user asked for: `latest`
+/// matches `app:latest`; `app:1.4` matches `docker.io/library/app:1.4`; `app`
+/// matches `app:latest`.
 fn name_matches(name: &str, wanted: &str) -> bool {
-    name == wanted
-        || name.ends_with(&format!(":{wanted}"))
-        || name.ends_with(&format!("/{wanted}"))
-        || (!wanted.contains(':') && name == format!("{wanted}:latest"))
-        || name.ends_with(&format!("/{wanted}:latest")) && !wanted.contains(':')
+    let implicit_latest = (!wanted.contains(':')).then(|| format!("{wanted}:latest"));
+    [Some(wanted), implicit_latest.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|w| name == w || name.ends_with(&format!(":{w}")) || name.ends_with(&format!("/{w}")))
 }
 
 fn is_attestation(desc: &Descriptor) -> bool {
@@ -489,4 +497,20 @@ fn describe_choices(descs: &[&Descriptor]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn names_match_as_docker_reads_them() {
+        assert!(name_matches("latest", "latest"));
+        assert!(name_matches("app:latest", "latest"));
+        assert!(name_matches("docker.io/library/app:1.4", "app:1.4"));
+        assert!(name_matches("registry.example.com/team/app:latest", "app"));
+        assert!(!name_matches("app:1.4", "app:1.5"));
+        assert!(!name_matches("app:v1", "1"));
+        assert!(!name_matches("myapp:latest", "app"));
+    }
 }

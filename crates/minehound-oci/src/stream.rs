@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use crate::image::clean_member;
+use crate::image::{clean_member, resolve_link};
 use crate::{Error, MemoryStore};
 
 /// Members larger than this are never kept in memory.
@@ -56,14 +56,9 @@ pub fn read_archive_stream(
         let kind = entry.header().entry_type();
         if kind.is_hard_link() || kind.is_symlink() {
             if let Some(target) = entry.link_name_bytes() {
-                let target = String::from_utf8_lossy(&target).into_owned();
-                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-                let resolved = if kind.is_symlink() && !target.starts_with('/') {
-                    normalize_join(dir, &target)
-                } else {
-                    clean_member(&target)
-                };
-                links.insert(path, resolved);
+                let target =
+                    resolve_link(&path, &String::from_utf8_lossy(&target), kind.is_symlink());
+                links.insert(path, target);
             }
             continue;
         }
@@ -98,18 +93,4 @@ pub fn read_archive_stream(
         }
     }
     Ok(StreamedArchive { store, links })
-}
-
-fn normalize_join(dir: &str, target: &str) -> String {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
 }

@@ -187,6 +187,17 @@ pub struct SeverityCounts {
     pub info: u64,
 }
 
+impl std::fmt::Display for SeverityCounts {
+    /// `critical 1, high 2, medium 0, low 0, info 3`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "critical {}, high {}, medium {}, low {}, info {}",
+            self.critical, self.high, self.medium, self.low, self.info
+        )
+    }
+}
+
 impl SeverityCounts {
     /// Counts one finding.
     pub fn add(&mut self, severity: Severity) {

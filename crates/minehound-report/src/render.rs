@@ -100,16 +100,11 @@ pub fn table(report: &Report) -> String {
     }
 
     let s = &report.stats;
-    let c = &s.findings;
     out.push_str(&format!(
-        "\n{} findings (critical {}, high {}, medium {}, low {}, info {}) in {} images, {} layers, \
+        "\n{} findings ({}) in {} images, {} layers, \
          {} files ({} ELF, {} skipped), {} compressed / {} uncompressed bytes\n",
         report.findings.len(),
-        c.critical,
-        c.high,
-        c.medium,
-        c.low,
-        c.info,
+        s.findings,
         s.images,
         s.layers,
         s.files,

@@ -156,7 +156,10 @@ fn committed_demo_layout_matches_the_generator() {
     let fresh = tempfile_dir();
     minehound_testdata::write_oci_layout(
         &fresh,
-        &[(&minehound_testdata::demo_image().build(), Some(minehound_testdata::DEMO_TAG))],
+        &[(
+            &minehound_testdata::demo_image().build(),
+            Some(minehound_testdata::DEMO_TAG),
+        )],
     )
     .unwrap();
     let list = |root: &std::path::Path| {
@@ -175,7 +178,11 @@ fn committed_demo_layout_matches_the_generator() {
         files.sort();
         files
     };
-    assert_eq!(list(&committed), list(&fresh), "regenerate with: cargo run -p minehound-testdata -- demo testdata/demo");
+    assert_eq!(
+        list(&committed),
+        list(&fresh),
+        "regenerate with: cargo run -p minehound-testdata -- demo testdata/demo"
+    );
     for file in list(&fresh) {
         assert_eq!(
             std::fs::read(committed.join(&file)).unwrap(),

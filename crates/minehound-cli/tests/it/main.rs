@@ -20,6 +20,16 @@ fn demo_layout(dir: &Path) -> String {
     format!("oci:{}", dir.display())
 }
 
+/// Runs minehound with `args` (and `stdin`), expects exit `code`, returns the JSON report.
+fn scan_json(args: &[&str], stdin: Option<Vec<u8>>, code: i32) -> Value {
+    let mut cmd = minehound();
+    cmd.args(args);
+    if let Some(bytes) = stdin {
+        cmd.write_stdin(bytes);
+    }
+    json_of(&cmd.assert().code(code).get_output().stdout)
+}
+
 fn json_of(output: &[u8]) -> Value {
     serde_json::from_slice(output)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(output)))
@@ -28,15 +38,14 @@ fn json_of(output: &[u8]) -> Value {
 #[test]
 fn demo_fails_the_gate_with_json_findings() {
     let dir = tempfile::tempdir().unwrap();
-    let output = minehound()
-        .args(["scan", "--format", "json", &demo_layout(dir.path())])
+    let target = demo_layout(dir.path());
+    let report = scan_json(&["scan", "--format", "json", &target], None, 1);
+    // The verdict line for CI logs goes to stderr, never into the JSON.
+    minehound()
+        .args(["scan", &target])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("gate at medium: FAIL"))
-        .get_output()
-        .stdout
-        .clone();
-    let report = json_of(&output);
+        .stderr(predicate::str::contains("gate at medium: FAIL"));
     assert_eq!(report["schema_version"], 1);
     let findings = report["findings"].as_array().unwrap();
     let dropper = findings
@@ -120,15 +129,7 @@ fn clean_image_exits_zero_and_table_reads_well() {
 fn docker_save_on_stdin_is_scanned() {
     let mut archive = Vec::new();
     write_docker_archive_classic(&mut archive, &demo_image().build(), &[DEMO_REPO_TAG]).unwrap();
-    let output = minehound()
-        .args(["scan", "-q", "-"])
-        .write_stdin(archive.clone())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let report = json_of(&output);
+    let report = scan_json(&["scan", "-q", "-"], Some(archive.clone()), 1);
     assert!(
         report["findings"]
             .as_array()
@@ -207,21 +208,18 @@ fn user_rules_and_hashes_extend_or_replace_the_bundled_set() {
     let layout = dir.path().join("img");
     write_oci_layout(&layout, &[(&image, None)]).unwrap();
     let target = format!("oci:{}", layout.display());
-    let output = minehound()
-        .args([
+    let report = scan_json(
+        &[
             "scan",
             "-q",
             "--no-default-signatures",
             "--rules",
             rules.to_str().unwrap(),
             &target,
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let report = json_of(&output);
+        ],
+        None,
+        1,
+    );
     assert_eq!(report["findings"][0]["rule"], "TEAM-001");
     assert_eq!(report["findings"][0]["severity"], "critical");
     assert_eq!(report["signatures"]["bundled"], false);
@@ -234,21 +232,19 @@ fn user_rules_and_hashes_extend_or_replace_the_bundled_set() {
         format!("{digest}\tteam\thigh\tmarker file\tunit test\n"),
     )
     .unwrap();
-    let output = minehound()
-        .args([
+    let output = scan_json(
+        &[
             "scan",
             "-q",
             "--no-default-signatures",
             "--hashes",
             hashes.to_str().unwrap(),
             &target,
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(json_of(&output)["findings"][0]["detector"], "sha256");
+        ],
+        None,
+        1,
+    );
+    assert_eq!(output["findings"][0]["detector"], "sha256");
 
     // A rule that does not compile names its file and line.
     let broken = dir.path().join("broken.yar");
@@ -303,20 +299,17 @@ fn a_real_xmrig_image_is_critical() {
     .build();
     let archive = dir.path().join("app.tar");
     write_docker_archive_classic(File::create(&archive).unwrap(), &image, &["app:1"]).unwrap();
-    let output = minehound()
-        .args([
+    let report = scan_json(
+        &[
             "scan",
             "-q",
             "--fail-on",
             "critical",
             archive.to_str().unwrap(),
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let report = json_of(&output);
+        ],
+        None,
+        1,
+    );
     assert!(
         report["findings"]
             .as_array()

@@ -102,6 +102,7 @@ fn every_archive_format_gives_the_same_findings() {
         format!("docker-archive:{}", classic.display()),
         format!("docker-archive:{}", modern.display()),
         format!("docker-archive:{}:{DEMO_REPO_TAG}", classic.display()),
+        format!("docker-archive:{}:{DEMO_REPO_TAG}", modern.display()),
         oci_archive.display().to_string(),
         classic.display().to_string(),
         modern.display().to_string(),

@@ -21,6 +21,17 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
 
+/// The file holding layer 0 of the only image of a layout.
+fn first_layer_blob(dir: &Path) -> std::path::PathBuf {
+    let index = read_json(&dir.join("index.json"));
+    let blob = |digest: &Value| {
+        dir.join("blobs/sha256")
+            .join(&digest.as_str().unwrap()[7..])
+    };
+    let manifest = read_json(&blob(&index["manifests"][0]["digest"]));
+    blob(&manifest["layers"][0]["digest"])
+}
+
 /// Edits the only manifest of a layout (and optionally its config), keeping
 /// every digest reference consistent so that only the edit is wrong.
 fn edit_image(dir: &Path, edit_manifest: impl Fn(&mut Value), edit_config: impl Fn(&mut Value)) {
@@ -74,16 +85,7 @@ fn demo_layout() -> (tempfile::TempDir, String) {
 #[test]
 fn a_blob_that_does_not_match_its_digest_is_an_error() {
     let (dir, target) = demo_layout();
-    let index = read_json(&dir.path().join("index.json"));
-    let manifest = read_json(
-        &dir.path()
-            .join("blobs/sha256")
-            .join(&index["manifests"][0]["digest"].as_str().unwrap()[7..]),
-    );
-    let layer = dir
-        .path()
-        .join("blobs/sha256")
-        .join(&manifest["layers"][0]["digest"].as_str().unwrap()[7..]);
+    let layer = first_layer_blob(dir.path());
     // Same length, other content: a valid gzip of another tar.
     let mut other = gzip(&tar_bytes(&[Entry::file("/etc/motd", "HELLO\n")]));
     other.resize(fs::metadata(&layer).unwrap().len() as usize, 0);
@@ -142,18 +144,7 @@ fn corrupt_gzip_and_truncated_tar_are_errors() {
 #[test]
 fn a_missing_blob_is_an_error() {
     let (dir, target) = demo_layout();
-    let index = read_json(&dir.path().join("index.json"));
-    let manifest = read_json(
-        &dir.path()
-            .join("blobs/sha256")
-            .join(&index["manifests"][0]["digest"].as_str().unwrap()[7..]),
-    );
-    fs::remove_file(
-        dir.path()
-            .join("blobs/sha256")
-            .join(&manifest["layers"][0]["digest"].as_str().unwrap()[7..]),
-    )
-    .unwrap();
+    fs::remove_file(first_layer_blob(dir.path())).unwrap();
     let err = format!("{:#?}", scan(&target).unwrap_err());
     assert!(err.contains("MissingBlob"), "{err}");
 }
