@@ -15,7 +15,8 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    /// Whether the detectors look at this kind of file.
+    /// Whether the file is hashed and checked as a whole (every file still goes
+    /// through the YARA rules).
     pub fn is_candidate(self) -> bool {
         matches!(self, FileKind::Elf | FileKind::Script | FileKind::Text)
     }
@@ -29,6 +30,10 @@ pub fn classify(data: &[u8]) -> FileKind {
     if data.starts_with(b"\x7fELF") {
         return FileKind::Elf;
     }
+    // A shebang makes a script whatever bytes follow it.
+    if data.starts_with(b"#!") {
+        return FileKind::Script;
+    }
     if is_archive(data) {
         return FileKind::Archive;
     }
@@ -36,11 +41,7 @@ pub fn classify(data: &[u8]) -> FileKind {
     if data.is_empty() || !looks_like_text(head) {
         return FileKind::Other;
     }
-    if head.starts_with(b"#!") {
-        FileKind::Script
-    } else {
-        FileKind::Text
-    }
+    FileKind::Text
 }
 
 fn is_archive(data: &[u8]) -> bool {
@@ -76,5 +77,9 @@ mod tests {
         assert_eq!(classify(b"PK\x03\x04rest"), FileKind::Archive);
         assert_eq!(classify(b"\x89PNG\r\n\x1a\n\0\0"), FileKind::Other);
         assert_eq!(classify(b""), FileKind::Other);
+        assert_eq!(
+            classify(b"#!/bin/sh\n\x01\x01\x01\0\0curl"),
+            FileKind::Script
+        );
     }
 }

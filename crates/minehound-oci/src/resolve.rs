@@ -63,32 +63,33 @@ pub fn images_from_layout(
         };
     }
 
+    // Several entries are one multi-platform image only when they share one name
+    // (or have none) and each is a single-platform manifest; otherwise the user
+    // must say which image.
+    let one_name = chosen
+        .iter()
+        .map(|d| ref_name(d))
+        .collect::<HashSet<_>>()
+        .len()
+        == 1;
     let all_platform_manifests = chosen.len() > 1
+        && one_name
         && chosen
             .iter()
             .all(|d| d.platform.is_some() && !is_index_type(d.media_type.as_deref()));
     if chosen.len() > 1 && !all_platform_manifests {
-        // Several images of different names: the user must say which one.
-        let same_name = chosen
-            .iter()
-            .map(|d| ref_name(d))
-            .collect::<HashSet<_>>()
-            .len()
-            == 1;
-        if !same_name || wanted.is_none() {
-            return Err(Error::Ambiguous {
-                source_name: store.name(),
-                count: chosen.len(),
-                choices: describe_choices(&chosen),
-            });
-        }
+        return Err(Error::Ambiguous {
+            source_name: store.name(),
+            count: chosen.len(),
+            choices: describe_choices(&chosen),
+        });
     }
 
     let reference = chosen.iter().find_map(|d| ref_name(d)).map(str::to_string);
     let mut resolver = Resolver {
         store,
         platform,
-        visited: HashSet::new(),
+        manifests_read: 0,
     };
     if all_platform_manifests {
         // index.json itself is the multi-platform index (as BuildKit writes it).
@@ -144,8 +145,11 @@ pub fn images_from_docker_archive(
             };
             entries
                 .iter()
-                .find(|e| {
-                    tags(e).iter().any(|t| name_matches(t, &name)) || e.config.contains(&name)
+                .find(|e| match reference {
+                    ImageRef::Tag(_) => tags(e).iter().any(|t| name_matches(t, &name)),
+                    ImageRef::Digest(d) => {
+                        digest_in_name(&clean_member(&e.config)).as_ref() == Some(d)
+                    }
                 })
                 .ok_or_else(|| Error::NoSuchReference {
                     source_name: store.name(),
@@ -216,8 +220,12 @@ pub fn images_from_docker_archive(
 struct Resolver<'a> {
     store: &'a dyn BlobStore,
     platform: &'a PlatformChoice,
-    visited: HashSet<String>,
+    /// Manifests and indexes read so far: a hostile index cannot fan out forever.
+    manifests_read: usize,
 }
+
+/// Most manifests and indexes one target may make minehound read.
+const MAX_MANIFESTS: usize = 1024;
 
 impl Resolver<'_> {
     /// Resolves one descriptor: an index (recursing) or a manifest (one image).
@@ -227,8 +235,16 @@ impl Resolver<'_> {
         platform: Option<Platform>,
         depth: usize,
     ) -> Result<Vec<Image>, Error> {
-        if depth > MAX_INDEX_DEPTH || !self.visited.insert(desc.digest.clone()) {
+        // An index that contains itself runs into the depth limit.
+        if depth > MAX_INDEX_DEPTH {
             return Err(Error::IndexTooDeep(MAX_INDEX_DEPTH));
+        }
+        self.manifests_read += 1;
+        if self.manifests_read > MAX_MANIFESTS {
+            return Err(Error::TooLarge {
+                what: "number of manifests and indexes".into(),
+                limit: MAX_MANIFESTS as u64,
+            });
         }
         let location = BlobLocation::Digest(desc.digest.clone());
         let bytes = self.store.read_small(&location, MAX_MANIFEST_BYTES)?;
@@ -347,11 +363,21 @@ impl Resolver<'_> {
             layer.media_type = media_type;
             layer.size = size;
         }
+        let platform = platform.or_else(|| config_platform(&config));
+        // A single-platform image asked for by platform must be that platform.
+        if let (PlatformChoice::Only(want), Some(have)) = (self.platform, &platform)
+            && !have.satisfies(want)
+        {
+            return Err(Error::NoMatchingPlatform {
+                wanted: want.to_string(),
+                available: have.to_string(),
+            });
+        }
         Ok(Image {
             reference: None,
             manifest_digest: Some(manifest_digest.to_string()),
             config_digest: Some(config_desc.digest.clone()),
-            platform: platform.or_else(|| config_platform(&config)),
+            platform,
             process: process_of(&config),
             config: config_bytes,
             layers,

@@ -66,6 +66,28 @@ impl LayoutDir {
         }
         Ok(self.root.join(member))
     }
+
+    /// Opens a regular file of the layout. A symlink may point elsewhere in the
+    /// layout, never outside it, and never at a device or FIFO.
+    fn open_file(&self, path: &Path) -> io::Result<File> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file",
+            ));
+        }
+        if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+            let root = self.root.canonicalize()?;
+            if !path.canonicalize()?.starts_with(&root) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "symlink leads outside the image directory",
+                ));
+            }
+        }
+        File::open(path)
+    }
 }
 
 impl BlobStore for LayoutDir {
@@ -75,7 +97,7 @@ impl BlobStore for LayoutDir {
 
     fn open(&self, location: &BlobLocation) -> Result<Box<dyn Read + Send + '_>, Error> {
         let path = self.path_of(&location.member_path()?)?;
-        match File::open(&path) {
+        match self.open_file(&path) {
             Ok(file) => Ok(Box::new(file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(Error::MissingBlob(match location {
@@ -89,7 +111,7 @@ impl BlobStore for LayoutDir {
 
     fn read_member(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
         let full = self.path_of(path)?;
-        match File::open(&full) {
+        match self.open_file(&full) {
             Ok(file) => read_capped(file, limit, path, &self.name()).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::Io { path: full, source }),

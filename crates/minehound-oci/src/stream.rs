@@ -49,6 +49,7 @@ pub fn read_archive_stream(
     };
     let mut store = MemoryStore::new(name);
     let mut links = HashMap::new();
+    let mut kept_bytes = 0u64;
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
@@ -58,6 +59,13 @@ pub fn read_archive_stream(
             if let Some(target) = entry.link_name_bytes() {
                 let target =
                     resolve_link(&path, &String::from_utf8_lossy(&target), kind.is_symlink());
+                kept_bytes += (path.len() + target.len()) as u64;
+                if kept_bytes > MAX_KEPT_TOTAL {
+                    return Err(Error::TooLarge {
+                        what: format!("{name}: metadata held in memory"),
+                        limit: MAX_KEPT_TOTAL,
+                    });
+                }
                 links.insert(path, target);
             }
             continue;
@@ -75,9 +83,12 @@ pub fn read_archive_stream(
             .iter()
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|b| *b == b'{' || *b == b'[');
+        let looks_like_layer = is_layer_magic(&head);
         let small = size <= 64 * 1024;
-        if (looks_like_json || small) && size <= MAX_KEPT_MEMBER {
-            if store.bytes() + size > MAX_KEPT_TOTAL {
+        if (looks_like_json || small) && !looks_like_layer && size <= MAX_KEPT_MEMBER {
+            // Count names too, so a million empty members cannot grow memory unseen.
+            kept_bytes += size + path.len() as u64;
+            if kept_bytes > MAX_KEPT_TOTAL {
                 return Err(Error::TooLarge {
                     what: format!("{name}: metadata held in memory"),
                     limit: MAX_KEPT_TOTAL,
@@ -93,4 +104,12 @@ pub fn read_archive_stream(
         }
     }
     Ok(StreamedArchive { store, links })
+}
+
+/// A member that starts like a layer (tar header, gzip, zstd) is never kept in
+/// memory, whatever its first entry is called.
+fn is_layer_magic(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (head.len() >= 262 && &head[257..262] == b"ustar")
 }

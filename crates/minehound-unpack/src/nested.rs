@@ -154,13 +154,22 @@ fn walk_zip(
             continue;
         }
         counts.files += 1;
-        let size = member.size();
         buf.clear();
         (&mut member)
             .take(limits.max_file_size)
             .read_to_end(&mut buf)
             .map_err(|e| classify_io(e, counts.entries))?;
-        let truncated = size > limits.max_file_size;
+        // The declared size may lie either way: judge by the bytes that come out.
+        let mut probe = [0u8; 1];
+        let truncated = member
+            .read(&mut probe)
+            .map_err(|e| classify_io(e, counts.entries))?
+            > 0;
+        let size = if truncated {
+            member.size().max(limits.max_file_size + 1)
+        } else {
+            buf.len() as u64
+        };
         counts.uncompressed_bytes += buf.len() as u64;
         if counts.uncompressed_bytes > limits.max_layer_size {
             return Err(Error::LayerTooLarge {

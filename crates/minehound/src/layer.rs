@@ -112,6 +112,8 @@ pub(crate) struct FileChecker<'a, 's> {
     limits: &'a Limits,
     scan: &'a mut LayerScan,
     nesting: u32,
+    /// Bytes that archives inside this layer may still decompress to.
+    nested_budget: u64,
 }
 
 impl<'a, 's> FileChecker<'a, 's> {
@@ -125,6 +127,7 @@ impl<'a, 's> FileChecker<'a, 's> {
             limits,
             scan,
             nesting: 0,
+            nested_budget: limits.max_layer_size,
         }
     }
 
@@ -136,38 +139,36 @@ impl<'a, 's> FileChecker<'a, 's> {
         });
     }
 
-    fn open_archive(&mut self, file: &FileEntry<'_>, format: ArchiveFormat) {
+    /// Walks an archive found in the layer. `Err` carries why its members could
+    /// not all be read; the caller then checks the archive's own bytes.
+    fn open_archive(&mut self, file: &FileEntry<'_>, format: ArchiveFormat) -> Result<(), String> {
         if file.depth >= self.limits.max_depth {
-            self.skip(
-                file.path,
-                file.size,
-                format!(
-                    "archive nested deeper than the limit of {} levels: members not scanned",
-                    self.limits.max_depth
-                ),
-            );
-            return;
+            return Err(format!(
+                "archive nested deeper than the limit of {} levels: members not scanned",
+                self.limits.max_depth
+            ));
         }
         self.scan.archives += 1;
         self.nesting += 1;
-        let result = walk_nested(
-            file.path,
-            file.data,
-            format,
-            file.depth + 1,
-            self.limits,
-            self,
-        );
+        // Every archive of a layer draws on one decompression budget, so a layer
+        // of many small bombs costs no more than one large one.
+        let limits = Limits {
+            max_layer_size: self.nested_budget,
+            ..self.limits.clone()
+        };
+        let result = walk_nested(file.path, file.data, format, file.depth + 1, &limits, self);
         self.nesting -= 1;
         match result {
-            Ok(_) => self.scan.files_scanned += 1,
-            // A damaged archive inside a layer is the archive's problem, not the
-            // layer's: list it and go on with the rest of the layer.
-            Err(err) => self.skip(
-                file.path,
-                file.size,
-                format!("archive not fully read: {}", error_chain(&err)),
-            ),
+            Ok(counts) => {
+                self.nested_budget = self.nested_budget.saturating_sub(counts.uncompressed_bytes);
+                Ok(())
+            }
+            Err(err) => {
+                if matches!(err, minehound_unpack::Error::LayerTooLarge { .. }) {
+                    self.nested_budget = 0;
+                }
+                Err(format!("archive not fully read: {}", error_chain(&err)))
+            }
         }
     }
 }
@@ -182,24 +183,31 @@ impl Visitor for FileChecker<'_, '_> {
         if kind == FileKind::Elf {
             self.scan.elf_files += 1;
         }
+        let mut not_read = None;
         if kind == FileKind::Archive
             && !file.truncated
             && let Some(format) = ArchiveFormat::sniff(file.data)
         {
-            self.open_archive(&file, format);
-            return Ok(());
+            match self.open_archive(&file, format) {
+                Ok(()) => {
+                    self.scan.files_scanned += 1;
+                    return Ok(());
+                }
+                // Not (fully) an archive after all: check its bytes like any file.
+                Err(reason) => not_read = Some(reason),
+            }
         }
-        if !kind.is_candidate() && !file.truncated {
-            self.scan.files_scanned += 1;
-            return Ok(());
+        if file.truncated {
+            not_read = Some(format!(
+                "larger than the file size limit of {} bytes: only the first {} bytes were checked, not hashed",
+                self.limits.max_file_size, self.limits.max_file_size
+            ));
         }
-        let digest = (!file.truncated).then(|| sha256(file.data));
-        let result = if kind.is_candidate() {
-            self.detector.check_file(kind, file.data, digest.as_ref())
-        } else {
-            Ok(Vec::new())
-        };
-        match result {
+        // Every file goes through the rules, whatever it looks like: a NUL byte or
+        // a tar magic must not be enough to hide a script or config. Hashes and
+        // ELF parsing need whole candidate files.
+        let digest = (!file.truncated && kind.is_candidate()).then(|| sha256(file.data));
+        match self.detector.check_file(kind, file.data, digest.as_ref()) {
             Ok(detections) => {
                 if !detections.is_empty() {
                     self.scan.findings.push(FileFinding {
@@ -209,17 +217,9 @@ impl Visitor for FileChecker<'_, '_> {
                         detections,
                     });
                 }
-                if file.truncated {
-                    self.skip(
-                        file.path,
-                        file.size,
-                        format!(
-                            "larger than the file size limit of {} bytes: only the first {} bytes were checked, not hashed",
-                            self.limits.max_file_size, self.limits.max_file_size
-                        ),
-                    );
-                } else {
-                    self.scan.files_scanned += 1;
+                match not_read {
+                    Some(reason) => self.skip(file.path, file.size, reason),
+                    None => self.scan.files_scanned += 1,
                 }
             }
             Err(err) => {

