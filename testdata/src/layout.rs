@@ -50,6 +50,18 @@ pub(crate) fn single_platform_tree(images: &[(&BuiltImage, Option<&str>)]) -> Fi
 }
 
 pub(crate) fn multi_platform_tree(images: &[&BuiltImage], tag: Option<&str>) -> FileTree {
+    let nested = platform_index(images);
+    let mut tree = tree_with_index(vec![tagged(Descriptor::of(&nested), tag)]);
+    add_blob(&mut tree, &nested);
+    for image in images {
+        add_image_blobs(&mut tree, image);
+    }
+    tree
+}
+
+/// The image index (or Docker manifest list, for Docker media types) that
+/// makes `images` one multi-platform image, each manifest with its platform.
+pub fn platform_index(images: &[&BuiltImage]) -> Blob {
     let docker = images
         .first()
         .is_some_and(|i| i.manifest.media_type == mt::DOCKER_MANIFEST);
@@ -58,7 +70,7 @@ pub(crate) fn multi_platform_tree(images: &[&BuiltImage], tag: Option<&str>) -> 
     } else {
         mt::OCI_INDEX
     };
-    let nested = Index {
+    let index = Index {
         manifests: images
             .iter()
             .map(|image| Descriptor {
@@ -69,14 +81,7 @@ pub(crate) fn multi_platform_tree(images: &[&BuiltImage], tag: Option<&str>) -> 
         media_type: list_type.to_owned(),
         schema_version: 2,
     };
-    let nested = Blob::new(list_type, to_json(&nested));
-
-    let mut tree = tree_with_index(vec![tagged(Descriptor::of(&nested), tag)]);
-    add_blob(&mut tree, &nested);
-    for image in images {
-        add_image_blobs(&mut tree, image);
-    }
-    tree
+    Blob::new(list_type, to_json(&index))
 }
 
 /// `oci-layout` and an `index.json` listing `manifests`.

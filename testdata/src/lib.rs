@@ -46,6 +46,7 @@ mod image;
 mod layer;
 mod layout;
 pub mod media_type;
+pub mod registry;
 pub mod samples;
 
 pub use archive::{
@@ -61,4 +62,6 @@ pub use demo::{
 pub use elf::{TINY_ELF_PAYLOAD_OFFSET, tiny_elf, tiny_elf_without_sections};
 pub use image::{BuiltImage, ImageSpec, MediaTypes, Platform};
 pub use layer::{Compression, Entry, Layer, tar_bytes};
-pub use layout::{REF_NAME_ANNOTATION, write_oci_layout, write_oci_layout_multi_platform};
+pub use layout::{
+    REF_NAME_ANNOTATION, platform_index, write_oci_layout, write_oci_layout_multi_platform,
+};

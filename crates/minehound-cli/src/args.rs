@@ -24,13 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Scan an image, archive, directory or file and report miners.
     ///
-    /// TARGET is one of: oci:PATH[:TAG|@DIGEST] (OCI layout), oci-archive:FILE,
+    /// TARGET is one of: an image reference (alpine, registry:5000/team/app:1.4,
+    /// docker://REF), oci:PATH[:TAG|@DIGEST] (OCI layout), oci-archive:FILE,
     /// docker-archive:FILE[:NAME:TAG] (docker save output), - (an archive on
     /// stdin), dir:PATH (a root filesystem), or a bare path judged by content.
     ///
     /// Exit status: 0 clean, 1 findings at or above --fail-on, 2 the scan could
     /// not be completed.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Show the signature set.
     Rules(RulesArgs),
 }
@@ -87,6 +88,22 @@ pub struct ScanArgs {
     /// How deep archives inside layers are opened.
     #[arg(long, value_name = "N")]
     pub max_depth: Option<u32>,
+
+    /// Registry user name (with --password-stdin).
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+
+    /// Read the registry password or token from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+
+    /// Allow plain HTTP or unverified TLS for this registry host[:port] (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// Trust this CA certificate (PEM) for registry TLS (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
 
     /// Worker threads (default: the number of cores).
     #[arg(short, long, value_name = "N")]

@@ -15,7 +15,7 @@ const EXIT_FINDINGS: u8 = 1;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Scan(args) => scan(ScanSettings::from_args(args)?),
+        Command::Scan(args) => scan(ScanSettings::from_args(*args)?),
         Command::Rules(args) => rules(args.command),
     }
 }

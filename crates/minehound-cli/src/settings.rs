@@ -4,7 +4,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use minehound::{Limits, PlatformChoice, ScanRequest, ScannerBuilder, Severity, Target};
+use minehound::{
+    Credentials, Limits, PlatformChoice, RegistryOptions, ScanRequest, ScannerBuilder, Severity,
+    Target,
+};
 
 use crate::args::{FailOn, Format, ScanArgs};
 
@@ -69,8 +72,32 @@ impl ScanSettings {
             FailOn::Low => Severity::Low,
             FailOn::Info => Severity::Info,
         };
+        let credentials = match args.username {
+            Some(username) => {
+                if matches!(target, Target::Stdin) {
+                    anyhow::bail!("--password-stdin cannot be used when the image comes on stdin");
+                }
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("reading the password from stdin")?;
+                Some(Credentials {
+                    username,
+                    password: password.trim_end_matches(['\r', '\n']).to_string(),
+                })
+            }
+            None => None,
+        };
+        let registry = RegistryOptions {
+            credentials,
+            insecure_registries: args.insecure_registry,
+            ca_files: args.ca_file,
+            ..RegistryOptions::default()
+        };
         Ok(ScanSettings {
-            request: ScanRequest::new(target, args.target).platform(platform),
+            request: ScanRequest::new(target, args.target)
+                .platform(platform)
+                .registry(registry),
             builder,
             format,
             output: args.output,

@@ -100,6 +100,27 @@ pub enum Error {
     /// The manifest and config disagree (for example on the number of layers).
     #[error("{0}")]
     Inconsistent(String),
+    /// A registry request failed (after retries, where a retry could help).
+    #[error("registry {registry}, repository {repository}: {step} failed")]
+    Registry {
+        /// Registry host.
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// What minehound was doing.
+        step: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Credentials for a registry could not be read.
+    #[error("cannot get credentials for {registry}: {reason}")]
+    Credentials {
+        /// Registry host.
+        registry: String,
+        /// Why (never the secret itself).
+        reason: String,
+    },
     /// Indexes nest deeper than allowed, or refer to themselves.
     #[error("image index nesting is deeper than {0} levels or cyclic")]
     IndexTooDeep(usize),

@@ -1,17 +1,19 @@
 //! Where container images come from, and which of their bytes to trust.
 //!
 //! [`Target`] parses the transport names skopeo and podman users know
-//! (`oci:`, `oci-archive:`, `docker-archive:`, `dir:`, `-`, a bare path);
+//! (`docker://` and bare registry references, `oci:`, `oci-archive:`,
+//! `docker-archive:`, `dir:`, `-`, a bare path);
 //! [`open`] turns one into images ([`Image`]: platform, config, layers with their
 //! expected digests and history) and a [`BlobStore`] to stream layer blobs from.
 //! Manifests, indexes and configs are verified against their digests when read;
 //! layer blobs are verified by the caller while it streams them.
 //!
 //! ```no_run
-//! use minehound_oci::{open, Opened, PlatformChoice, Target};
+//! use minehound_oci::{open, Opened, PlatformChoice, RegistryOptions, Target};
 //!
 //! let target: Target = "oci:./build/image:latest".parse()?;
-//! if let Opened::Images { images, .. } = open(&target, &PlatformChoice::Host)? {
+//! let opened = open(&target, &PlatformChoice::Host, &RegistryOptions::default())?;
+//! if let Opened::Images { images, .. } = opened {
 //!     for image in &images {
 //!         println!("{:?}: {} layers", image.platform, image.layers.len());
 //!     }
@@ -26,6 +28,7 @@ mod docs;
 mod error;
 mod image;
 mod platform;
+mod registry;
 mod resolve;
 mod source;
 mod store;
@@ -36,6 +39,9 @@ pub use digest::{digest_of, sha256_hex_of};
 pub use error::Error;
 pub use image::{BlobLocation, Image, ImageProcess, Layer};
 pub use platform::{Platform, PlatformChoice};
+pub use registry::{
+    Credentials, RegistryOptions, RegistryStore, looks_like_reference, open_registry,
+};
 pub use resolve::{MAX_LAYERS, images_from_docker_archive, images_from_layout};
 pub use source::{Opened, images_from_archive, open};
 pub use store::{BlobStore, LayoutDir, MemoryStore, TarArchive};

@@ -107,6 +107,28 @@ pub fn images_from_layout(
     Ok(images)
 }
 
+/// The images under one manifest or index, given by digest (a registry's
+/// answer for a tag).
+pub(crate) fn images_from_root_manifest(
+    store: &dyn BlobStore,
+    digest: &str,
+    platform: &PlatformChoice,
+) -> Result<Vec<Image>, Error> {
+    let root = Descriptor {
+        media_type: None,
+        digest: digest.to_string(),
+        size: None,
+        platform: None,
+        annotations: Default::default(),
+    };
+    Resolver {
+        store,
+        platform,
+        manifests_read: 0,
+    }
+    .descriptor(&root, None, 0)
+}
+
 /// The image of a `docker save` archive (classic or OCI-style).
 pub fn images_from_docker_archive(
     store: &dyn BlobStore,
@@ -246,8 +268,8 @@ impl Resolver<'_> {
                 limit: MAX_MANIFESTS as u64,
             });
         }
-        let location = BlobLocation::Digest(desc.digest.clone());
-        let bytes = self.store.read_small(&location, MAX_MANIFEST_BYTES)?;
+        sha256_hex_of(&desc.digest)?;
+        let bytes = self.store.read_manifest(&desc.digest, MAX_MANIFEST_BYTES)?;
         digest::verify(&desc.digest, &bytes, &desc.digest)?;
         check_size(&desc.digest, desc.size, bytes.len() as u64)?;
         match parse_manifest(&desc.digest, &bytes)? {

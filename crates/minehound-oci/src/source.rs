@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::registry::RegistryOptions;
 use crate::{
     BlobStore, Error, Image, ImageRef, LayoutDir, PlatformChoice, TarArchive, Target,
     images_from_docker_archive, images_from_layout,
@@ -52,8 +53,13 @@ impl std::fmt::Debug for Opened {
 }
 
 /// Opens `target` and resolves the images it holds for `platform`.
-pub fn open(target: &Target, platform: &PlatformChoice) -> Result<Opened, Error> {
+pub fn open(
+    target: &Target,
+    platform: &PlatformChoice,
+    registry: &RegistryOptions,
+) -> Result<Opened, Error> {
     match target {
+        Target::Registry(reference) => open_registry_images(reference, platform, registry),
         Target::OciLayout { path, image } => {
             let store = LayoutDir::new(path);
             let images = images_from_layout(&store, image.as_ref(), platform)?;
@@ -84,8 +90,26 @@ pub fn open(target: &Target, platform: &PlatformChoice) -> Result<Opened, Error>
             }
             Ok(Opened::Dir(path.clone()))
         }
-        Target::Path(path) => open_bare_path(path, platform),
+        Target::Path(path) => {
+            let text = path.to_string_lossy();
+            if !path.exists() && crate::registry::looks_like_reference(&text) {
+                return open_registry_images(&text, platform, registry);
+            }
+            open_bare_path(path, platform)
+        }
     }
+}
+
+fn open_registry_images(
+    reference: &str,
+    platform: &PlatformChoice,
+    options: &RegistryOptions,
+) -> Result<Opened, Error> {
+    let (store, images) = crate::registry::open_registry(reference, options, platform)?;
+    Ok(Opened::Images {
+        store: Box::new(store),
+        images,
+    })
 }
 
 /// A bare path, judged by content: a layout directory, a rootfs directory, an
@@ -103,6 +127,7 @@ fn open_bare_path(path: &Path, platform: &PlatformChoice) -> Result<Opened, Erro
                     image: None,
                 },
                 platform,
+                &RegistryOptions::default(),
             );
         }
         return Ok(Opened::Dir(path.to_path_buf()));

@@ -20,6 +20,12 @@ pub trait BlobStore: Send + Sync {
     /// Reads a top-level file such as `index.json` or `manifest.json`, if present.
     fn read_member(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, Error>;
 
+    /// Reads a manifest or index by digest. Registries serve these from another
+    /// endpoint than blobs; everywhere else they are blobs.
+    fn read_manifest(&self, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {
+        self.read_small(&BlobLocation::Digest(digest.to_string()), limit)
+    }
+
     /// Reads a small blob (a manifest or config) whole, refusing more than `limit` bytes.
     fn read_small(&self, location: &BlobLocation, limit: u64) -> Result<Vec<u8>, Error> {
         let what = location.member_path()?;

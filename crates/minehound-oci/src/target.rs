@@ -47,11 +47,14 @@ pub enum Target {
         /// Which image of the archive, by one of its `RepoTags`.
         image: Option<ImageRef>,
     },
+    /// `docker://REFERENCE` or a bare reference: an image in a registry.
+    Registry(String),
     /// `-`: a docker-archive or oci-archive on standard input.
     Stdin,
     /// `dir:PATH`: a root filesystem directory.
     Dir(PathBuf),
-    /// A bare path, judged by its content when opened.
+    /// A bare path, judged by its content when opened; a bare string that is no
+    /// file and reads as an image reference means that image in its registry.
     Path(PathBuf),
 }
 
@@ -83,6 +86,12 @@ impl FromStr for Target {
                 _ => (rest, None),
             };
             return non_empty(path, &invalid).map(|path| Target::DockerArchive { path, image });
+        }
+        if let Some(rest) = s.strip_prefix("docker://") {
+            if rest.is_empty() {
+                return Err(invalid("no image reference given"));
+            }
+            return Ok(Target::Registry(rest.to_string()));
         }
         if let Some(rest) = s.strip_prefix("dir:") {
             return non_empty(rest, &invalid).map(Target::Dir);
@@ -159,6 +168,10 @@ mod tests {
             }
         );
         assert_eq!(parse("-"), Target::Stdin);
+        assert_eq!(
+            parse("docker://localhost:5000/app:1"),
+            Target::Registry("localhost:5000/app:1".into())
+        );
         assert_eq!(parse("dir:/srv/rootfs"), Target::Dir("/srv/rootfs".into()));
         assert_eq!(parse("./image.tar"), Target::Path("./image.tar".into()));
         assert!("oci:".parse::<Target>().is_err());

@@ -34,7 +34,7 @@ pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{
     Detection, Detector, FileKind, Signatures, SignaturesBuilder, classify, sha256,
 };
-pub use minehound_oci::{ImageRef, Platform, PlatformChoice, Target};
+pub use minehound_oci::{Credentials, ImageRef, Platform, PlatformChoice, RegistryOptions, Target};
 pub use minehound_report::{Finding, Report, Severity, Status, render};
 pub use minehound_unpack::Limits;
 pub use scanner::{ScanRequest, Scanner, ScannerBuilder};

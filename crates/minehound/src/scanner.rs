@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use minehound_detect::{Detector, Signatures, SignaturesBuilder};
-use minehound_oci::{BlobLocation, BlobStore, Image, Layer, Opened, PlatformChoice, Target};
+use minehound_oci::{
+    BlobLocation, BlobStore, Image, Layer, Opened, PlatformChoice, RegistryOptions, Target,
+};
 use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
@@ -98,6 +100,8 @@ pub struct ScanRequest {
     pub target_name: String,
     /// Which platforms of a multi-platform image.
     pub platform: PlatformChoice,
+    /// How to reach registries (credentials, TLS, retries).
+    pub registry: RegistryOptions,
 }
 
 impl ScanRequest {
@@ -107,7 +111,14 @@ impl ScanRequest {
             target,
             target_name: target_name.into(),
             platform: PlatformChoice::Host,
+            registry: RegistryOptions::default(),
         }
+    }
+
+    /// Sets how registries are reached.
+    pub fn registry(mut self, registry: RegistryOptions) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// Chooses platforms.
@@ -150,7 +161,7 @@ impl Scanner {
     /// Scans a target and returns its report. An `Err` means the scan could not
     /// be completed; a report with findings is still `Ok`.
     pub fn scan(&self, request: &ScanRequest) -> Result<Report, Error> {
-        let opened = minehound_oci::open(&request.target, &request.platform)?;
+        let opened = minehound_oci::open(&request.target, &request.platform, &request.registry)?;
         let images = match opened {
             Opened::Images { store, images } => self.scan_images(store.as_ref(), images)?,
             Opened::Stream {

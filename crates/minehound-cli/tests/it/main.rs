@@ -318,3 +318,181 @@ fn a_real_xmrig_image_is_critical() {
             .any(|f| f["path"] == "/usr/sbin/kswapd0" && f["severity"] == "critical")
     );
 }
+
+mod registry {
+    //! `minehound scan REFERENCE` against real registry processes, with the
+    //! credential sources a user has.
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use minehound_testdata::registry::{
+        Auth, RegistryProcess, generate_tls, htpasswd_file, push_image,
+    };
+
+    use super::*;
+
+    const PASSWORD: &str = "pa55-for-minehound";
+
+    struct Secure {
+        _plain: RegistryProcess,
+        registry: RegistryProcess,
+        ca: std::path::PathBuf,
+        target: String,
+    }
+
+    fn secure_registry(dir: &Path) -> Secure {
+        let storage = dir.join("storage");
+        let plain = RegistryProcess::start(&dir.join("work"), &storage, None, &Auth::None).unwrap();
+        push_image(&plain.host, "team/app", "1.4", &demo_image().build()).unwrap();
+        let tls = generate_tls(&dir.join("tls")).unwrap();
+        let htpasswd = htpasswd_file(dir, "robot", PASSWORD).unwrap();
+        let registry = RegistryProcess::start(
+            &dir.join("work"),
+            &storage,
+            Some(&tls),
+            &Auth::Htpasswd(htpasswd),
+        )
+        .unwrap();
+        let target = format!("{}/team/app:1.4", registry.host);
+        Secure {
+            _plain: plain,
+            registry,
+            ca: tls.ca_cert,
+            target,
+        }
+    }
+
+    fn scan_cmd(secure: &Secure, config_dir: &Path) -> Command {
+        let mut cmd = minehound();
+        cmd.args([
+            "scan",
+            "-q",
+            "--ca-file",
+            secure.ca.to_str().unwrap(),
+            &secure.target,
+        ])
+        .env("DOCKER_CONFIG", config_dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("XDG_RUNTIME_DIR", config_dir.join("no-runtime-dir"));
+        cmd
+    }
+
+    #[test]
+    fn password_stdin_docker_config_and_credential_helpers_all_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        let secure = secure_registry(dir.path());
+        let empty = dir.path().join("empty-config");
+        std::fs::create_dir_all(&empty).unwrap();
+
+        // No credentials at all: a clear error, exit 2.
+        let out = scan_cmd(&secure, &empty)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&secure.registry.host), "{stderr}");
+
+        // --username with --password-stdin.
+        let out = scan_cmd(&secure, &empty)
+            .args(["--username", "robot", "--password-stdin"])
+            .write_stdin(format!("{PASSWORD}\n"))
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+
+        // A wrong password: exit 2, and the secret appears nowhere.
+        let out = scan_cmd(&secure, &empty)
+            .args(["--username", "robot", "--password-stdin"])
+            .write_stdin("not-the-password\n")
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("not-the-password"), "{all}");
+
+        // The Docker config's `auths`.
+        let config = dir.path().join("docker-auths");
+        std::fs::create_dir_all(&config).unwrap();
+        let auth = base64_encode(format!("robot:{PASSWORD}").as_bytes());
+        std::fs::write(
+            config.join("config.json"),
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+                secure.registry.host
+            ),
+        )
+        .unwrap();
+        let out = scan_cmd(&secure, &config)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+
+        // A credential helper named by `credHelpers`, called by its protocol.
+        let helpers = dir.path().join("bin");
+        std::fs::create_dir_all(&helpers).unwrap();
+        let helper = helpers.join("docker-credential-minehoundtest");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"{{\\\"ServerURL\\\":\\\"$server\\\",\\\"Username\\\":\\\"robot\\\",\\\"Secret\\\":\\\"{PASSWORD}\\\"}}\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.path().join("docker-helpers");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("config.json"),
+            format!(
+                r#"{{"credHelpers":{{"{}":"minehoundtest"}}}}"#,
+                secure.registry.host
+            ),
+        )
+        .unwrap();
+        let path = format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap());
+        scan_cmd(&secure, &config)
+            .env("PATH", path)
+            .assert()
+            .code(1);
+
+        // Without the CA, TLS is not trusted.
+        minehound()
+            .args(["scan", "-q", &secure.target])
+            .env("DOCKER_CONFIG", &config)
+            .assert()
+            .code(2);
+    }
+
+    fn base64_encode(bytes: &[u8]) -> String {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}

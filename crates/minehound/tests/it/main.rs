@@ -4,4 +4,5 @@
 mod formats;
 mod hostile;
 mod real_samples;
+mod registry;
 mod support;

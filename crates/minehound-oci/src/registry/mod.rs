@@ -1,0 +1,344 @@
+//! Images straight from a registry, through `oci-client`: no daemon, no temp
+//! directory, no full download first. Manifests are fetched and verified like
+//! those of a layout; layers stream into the scanner as they download.
+
+mod auth;
+mod blob;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+pub use auth::Credentials;
+
+use crate::{BlobLocation, BlobStore, Error, Image, PlatformChoice, digest};
+
+/// Manifest media types minehound asks registries for.
+const ACCEPTED_MANIFESTS: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// How to reach registries.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Credentials given on the command line; they win over config files.
+    pub credentials: Option<Credentials>,
+    /// Whether to read the Docker config, credential helpers and podman's file.
+    pub use_config_files: bool,
+    /// Hosts (`host[:port]`) that may use plain HTTP or unverified TLS.
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_files: Vec<PathBuf>,
+    /// Attempts after the first for a failed request.
+    pub retries: u32,
+    /// Longest wait for a connection, and for data on an open one.
+    pub timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            credentials: None,
+            use_config_files: true,
+            insecure_registries: Vec::new(),
+            ca_files: Vec::new(),
+            retries: 4,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether `s` reads as an image reference rather than a path.
+pub fn looks_like_reference(s: &str) -> bool {
+    !s.starts_with(['/', '.', '~']) && s.parse::<Reference>().is_ok()
+}
+
+/// A registry repository as a [`BlobStore`].
+pub struct RegistryStore {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<Client>,
+    reference: Reference,
+    auth: RegistryAuth,
+    retries: u32,
+    /// Manifests already fetched, by digest.
+    manifests: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl std::fmt::Debug for RegistryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryStore")
+            .field("reference", &self.reference.whole())
+            .finish()
+    }
+}
+
+/// The images `reference` names, for `platform`, and a store to stream their
+/// layers from.
+pub fn open_registry(
+    reference: &str,
+    options: &RegistryOptions,
+    platform: &PlatformChoice,
+) -> Result<(RegistryStore, Vec<Image>), Error> {
+    install_crypto_provider();
+    let reference: Reference = reference.parse().map_err(|e| Error::InvalidTarget {
+        target: reference.to_string(),
+        reason: format!("not an image reference: {e}"),
+    })?;
+    let registry = reference.resolve_registry().to_string();
+    let auth = auth::resolve_auth(
+        &registry,
+        options.credentials.as_ref(),
+        options.use_config_files,
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("minehound-net")
+        .build()
+        .map_err(|source| Error::Io {
+            path: "tokio runtime".into(),
+            source,
+        })?;
+
+    // Docker's rule: HTTPS first; plain HTTP only for loopback hosts and hosts
+    // the user named insecure.
+    let insecure = options.insecure_registries.iter().any(|h| h == &registry);
+    let may_use_http = insecure || is_loopback(&registry);
+    let https = Arc::new(Client::new(client_config(options, insecure, false)?));
+    let mut store = RegistryStore {
+        runtime,
+        client: https,
+        reference: reference.clone(),
+        auth,
+        retries: options.retries,
+        manifests: Mutex::new(HashMap::new()),
+    };
+    // Probe HTTPS once without retries where plain HTTP is allowed, so a
+    // plain-HTTP registry costs no backoff.
+    let first_try = if may_use_http {
+        store.fetch_manifest_with_retries(&reference, 0)
+    } else {
+        store.fetch_manifest(&reference)
+    };
+    let root = match first_try {
+        Err(Error::Registry { source, .. })
+            if may_use_http && is_transport_error(source.as_ref()) =>
+        {
+            store.client = Arc::new(Client::new(client_config(options, insecure, true)?));
+            store.fetch_manifest(&reference)?
+        }
+        other => other?,
+    };
+    let root_digest = digest::digest_of(&root);
+    if let Some(expected) = reference.digest()
+        && expected != root_digest
+    {
+        return Err(Error::DigestMismatch {
+            what: reference.whole(),
+            expected: expected.to_string(),
+            actual: root_digest,
+        });
+    }
+    store
+        .manifests
+        .lock()
+        .expect("manifest cache lock")
+        .insert(root_digest.clone(), root);
+    let name = reference.whole();
+    let mut images = crate::resolve::images_from_root_manifest(&store, &root_digest, platform)?;
+    for image in &mut images {
+        image.reference = Some(name.clone());
+    }
+    Ok((store, images))
+}
+
+impl RegistryStore {
+    fn error(&self, step: &str, source: OciDistributionError) -> Error {
+        Error::Registry {
+            registry: self.reference.resolve_registry().to_string(),
+            repository: self.reference.repository().to_string(),
+            step: step.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Fetches a manifest or index, retrying transient faults.
+    fn fetch_manifest(&self, reference: &Reference) -> Result<Vec<u8>, Error> {
+        self.fetch_manifest_with_retries(reference, self.retries)
+    }
+
+    fn fetch_manifest_with_retries(
+        &self,
+        reference: &Reference,
+        retries: u32,
+    ) -> Result<Vec<u8>, Error> {
+        let step = format!(
+            "fetching manifest {}",
+            reference.digest().or(reference.tag()).unwrap_or("latest")
+        );
+        let mut attempt = 0;
+        loop {
+            let result = self.runtime.block_on(self.client.pull_manifest_raw(
+                reference,
+                &self.auth,
+                ACCEPTED_MANIFESTS,
+            ));
+            match result {
+                Ok((bytes, _)) => return Ok(bytes.to_vec()),
+                Err(err) if blob::retryable(&err) && attempt < retries => {
+                    attempt += 1;
+                    std::thread::sleep(blob::backoff(attempt));
+                }
+                Err(err) => return Err(self.error(&step, err)),
+            }
+        }
+    }
+}
+
+impl BlobStore for RegistryStore {
+    fn name(&self) -> String {
+        format!(
+            "{}/{}",
+            self.reference.resolve_registry(),
+            self.reference.repository()
+        )
+    }
+
+    fn open(&self, location: &BlobLocation) -> Result<Box<dyn Read + Send + '_>, Error> {
+        let BlobLocation::Digest(digest) = location else {
+            return Err(Error::MissingBlob(format!("{location:?}")));
+        };
+        crate::sha256_hex_of(digest)?;
+        Ok(Box::new(blob::open(
+            &self.runtime,
+            Arc::clone(&self.client),
+            self.reference.clone(),
+            digest.clone(),
+            self.retries,
+        )))
+    }
+
+    fn read_member(&self, _path: &str, _limit: u64) -> Result<Option<Vec<u8>>, Error> {
+        Ok(None)
+    }
+
+    fn read_manifest(&self, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {
+        crate::sha256_hex_of(digest)?;
+        if let Some(bytes) = self
+            .manifests
+            .lock()
+            .expect("manifest cache lock")
+            .get(digest)
+        {
+            return Ok(bytes.clone());
+        }
+        let reference = Reference::with_digest(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            digest.to_string(),
+        );
+        let bytes = self.fetch_manifest(&reference)?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: digest.to_string(),
+                limit,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+fn client_config(
+    options: &RegistryOptions,
+    insecure: bool,
+    plain_http: bool,
+) -> Result<ClientConfig, Error> {
+    let mut certificates = Vec::new();
+    for path in &options.ca_files {
+        let data = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        certificates.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    Ok(ClientConfig {
+        protocol: if plain_http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        accept_invalid_certificates: insecure,
+        extra_root_certificates: certificates,
+        // minehound picks platforms itself (variants included).
+        platform_resolver: None,
+        connect_timeout: Some(options.timeout),
+        read_timeout: Some(options.timeout),
+        user_agent: concat!("minehound/", env!("CARGO_PKG_VERSION")),
+        ..ClientConfig::default()
+    })
+}
+
+/// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => registry,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A failure to connect or to speak TLS (as opposed to an HTTP answer).
+fn is_transport_error(err: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    matches!(
+        err.downcast_ref::<OciDistributionError>(),
+        Some(OciDistributionError::RequestError(e)) if e.is_connect() || e.is_request()
+    )
+}
+
+/// rustls needs one crypto provider per process; minehound uses ring.
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("127.8.9.1"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example.com:5000"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn references_are_told_from_paths() {
+        assert!(looks_like_reference("alpine"));
+        assert!(looks_like_reference("localhost:5000/team/app:1.4"));
+        assert!(!looks_like_reference("./image.tar"));
+        assert!(!looks_like_reference("/srv/image"));
+        assert!(!looks_like_reference(""));
+        assert!(!looks_like_reference("has space"));
+    }
+}

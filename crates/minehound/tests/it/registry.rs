@@ -1,0 +1,220 @@
+//! Pulls from real registry processes (CNCF Distribution) on 127.0.0.1.
+
+use std::path::Path;
+
+use minehound::{Credentials, PlatformChoice, RegistryOptions, ScanRequest, Severity, Status};
+use minehound_testdata::registry::{
+    Auth, RegistryProcess, generate_tls, htpasswd_file, push_image, push_multi_platform,
+};
+use minehound_testdata::{
+    DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, Entry, ImageSpec, Layer, Platform, demo_image, tiny_elf,
+};
+
+use crate::support::*;
+
+fn scan_registry(
+    target: &str,
+    platform: PlatformChoice,
+    options: RegistryOptions,
+) -> Result<minehound::Report, minehound::Error> {
+    let request = ScanRequest::new(target.parse().unwrap(), target)
+        .platform(platform)
+        .registry(options);
+    scanner().scan(&request)
+}
+
+fn no_config_files() -> RegistryOptions {
+    RegistryOptions {
+        use_config_files: false,
+        retries: 1,
+        ..RegistryOptions::default()
+    }
+}
+
+fn plain_registry(dir: &Path) -> RegistryProcess {
+    RegistryProcess::start(&dir.join("work"), &dir.join("storage"), None, &Auth::None)
+        .expect("start docker-registry")
+}
+
+#[test]
+fn plain_http_anonymous_pull_matches_the_layout_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = plain_registry(dir.path());
+    let image = demo_image().build();
+    push_image(&registry.host, "team/demo", "1.0", &image).unwrap();
+
+    let local = scan(&layout(&dir.path().join("layout"), &image)).unwrap();
+    for target in [
+        format!("{}/team/demo:1.0", registry.host),
+        format!("docker://{}/team/demo:1.0", registry.host),
+        format!("{}/team/demo@{}", registry.host, image.manifest.digest),
+        format!("{}/team/demo:1.0@{}", registry.host, image.manifest.digest),
+    ] {
+        let report = scan_registry(&target, PlatformChoice::Host, no_config_files())
+            .unwrap_or_else(|e| panic!("{target}: {e:?}"));
+        assert_eq!(
+            summary(&report, Severity::Info),
+            summary(&local, Severity::Info),
+            "{target}"
+        );
+        assert!(
+            findings_for(&report, DEMO_DROPPER_PATH)
+                .iter()
+                .all(|f| f.status == Status::Deleted)
+        );
+        assert!(!findings_for(&report, DEMO_CONFIG_PATH).is_empty());
+        assert_eq!(
+            report.images[0].manifest_digest.as_deref(),
+            Some(image.manifest.digest.as_str())
+        );
+        assert_eq!(report.stats.bytes_compressed, local.stats.bytes_compressed);
+        assert_accounting(&report);
+    }
+}
+
+#[test]
+fn multi_platform_images_pick_platforms_like_local_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = plain_registry(dir.path());
+    let clean = ImageSpec {
+        layers: vec![Layer::gzip(
+            "COPY hello /",
+            vec![Entry::executable("/bin/hello", tiny_elf(b"hi"))],
+        )],
+        platform: Platform::linux("amd64", None),
+        ..ImageSpec::default()
+    }
+    .build();
+    let dirty = ImageSpec {
+        layers: vec![Layer::gzip(
+            "COPY app /",
+            demo_image().layers[1].entries.clone(),
+        )],
+        platform: Platform::linux("arm64", Some("v8")),
+        ..ImageSpec::default()
+    }
+    .build();
+    push_multi_platform(&registry.host, "team/multi", "2", &[&clean, &dirty]).unwrap();
+    let target = format!("{}/team/multi:2", registry.host);
+
+    let host = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap();
+    assert!(host.findings.is_empty(), "{:#?}", host.findings);
+    let arm = scan_registry(
+        &target,
+        PlatformChoice::Only("linux/arm64/v8".parse().unwrap()),
+        no_config_files(),
+    )
+    .unwrap();
+    assert!(!arm.findings.is_empty());
+    assert!(
+        arm.findings
+            .iter()
+            .all(|f| f.platform.as_deref() == Some("linux/arm64/v8"))
+    );
+    let all = scan_registry(&target, PlatformChoice::All, no_config_files()).unwrap();
+    assert_eq!(all.images.len(), 2);
+}
+
+#[test]
+fn tls_with_basic_auth_needs_the_ca_and_the_right_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = plain_registry(dir.path());
+    let image = demo_image().build();
+    push_image(&plain.host, "private/app", "1", &image).unwrap();
+    let tls = generate_tls(&dir.path().join("tls")).unwrap();
+    let htpasswd = htpasswd_file(dir.path(), "ci", "s3cret-pass").unwrap();
+    let secure = RegistryProcess::start(
+        &dir.path().join("work"),
+        &dir.path().join("storage"),
+        Some(&tls),
+        &Auth::Htpasswd(htpasswd),
+    )
+    .unwrap();
+    let target = format!("{}/private/app:1", secure.host);
+    let with = |password: &str, ca: bool| RegistryOptions {
+        credentials: Some(Credentials {
+            username: "ci".into(),
+            password: password.into(),
+        }),
+        ca_files: if ca {
+            vec![tls.ca_cert.clone()]
+        } else {
+            Vec::new()
+        },
+        ..no_config_files()
+    };
+
+    let report = scan_registry(&target, PlatformChoice::Host, with("s3cret-pass", true)).unwrap();
+    assert!(report.fails(Severity::High));
+
+    for (options, what) in [
+        (with("wrong", true), "wrong password"),
+        (no_config_files_with_ca(&tls.ca_cert), "no credentials"),
+        (with("s3cret-pass", false), "untrusted CA"),
+    ] {
+        let err = scan_registry(&target, PlatformChoice::Host, options).unwrap_err();
+        let text = format!("{err:#?}");
+        assert!(text.contains(&secure.host), "{what}: {text}");
+        assert!(
+            !text.contains("s3cret-pass"),
+            "{what}: the password leaks: {text}"
+        );
+    }
+}
+
+fn no_config_files_with_ca(ca: &Path) -> RegistryOptions {
+    RegistryOptions {
+        ca_files: vec![ca.to_path_buf()],
+        ..no_config_files()
+    }
+}
+
+#[test]
+fn registry_faults_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = plain_registry(dir.path());
+    let image = demo_image().build();
+    push_image(&registry.host, "team/app", "1", &image).unwrap();
+
+    // A tag that does not exist.
+    let err = scan_registry(
+        &format!("{}/team/app:nope", registry.host),
+        PlatformChoice::Host,
+        no_config_files(),
+    )
+    .unwrap_err();
+    assert!(format!("{err:#?}").contains("team/app"), "{err:#?}");
+
+    // A blob whose bytes no longer match its digest.
+    let layer = &image.layers[1];
+    let data = dir
+        .path()
+        .join("storage/docker/registry/v2/blobs/sha256")
+        .join(&layer.hex()[..2])
+        .join(layer.hex())
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let target = format!("{}/team/app:1", registry.host);
+    let err = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap_err();
+    assert!(
+        matches!(err, minehound::Error::Layer { index: 1, .. }),
+        "{err:#?}"
+    );
+
+    // A missing blob.
+    std::fs::remove_file(&data).unwrap();
+    let err = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap_err();
+    assert!(
+        matches!(err, minehound::Error::Layer { index: 1, .. }),
+        "{err:#?}"
+    );
+
+    // A registry that is gone: an error after bounded retries, not a hang.
+    registry.stop();
+    let started = std::time::Instant::now();
+    assert!(scan_registry(&target, PlatformChoice::Host, no_config_files()).is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
