@@ -9,6 +9,8 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Blob, BuiltImage, platform_index};
@@ -39,6 +41,21 @@ pub enum Auth {
     None,
     /// HTTP basic auth against an htpasswd file (bcrypt).
     Htpasswd(PathBuf),
+    /// The bearer-token flow, with tokens from a [`TokenIssuer`].
+    Token(TokenConfig),
+}
+
+/// What a registry needs to trust a [`TokenIssuer`].
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Where clients get tokens: `http://127.0.0.1:PORT/token`.
+    pub realm: String,
+    /// The `service` (audience) of the tokens.
+    pub service: String,
+    /// The `iss` of the tokens.
+    pub issuer: String,
+    /// The certificate whose key signs the tokens.
+    pub cert: PathBuf,
 }
 
 /// A registry process; killed when dropped.
@@ -68,11 +85,19 @@ impl RegistryProcess {
                 tls.key.display()
             ));
         }
-        if let Auth::Htpasswd(path) = auth {
-            config.push_str(&format!(
+        match auth {
+            Auth::None => {}
+            Auth::Htpasswd(path) => config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: minehound-test\n    path: {}\n",
                 path.display()
-            ));
+            )),
+            Auth::Token(token) => config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                token.realm,
+                token.service,
+                token.issuer,
+                token.cert.display()
+            )),
         }
         let config_path = work.join(format!("registry-{port}.yml"));
         std::fs::write(&config_path, config)?;
@@ -136,25 +161,275 @@ fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A small token issuer for the bearer-token flow: it checks HTTP basic
+/// credentials and answers with an RS256 JWT (signed by `openssl`) granting
+/// what the `scope` asks for. Runs on its own thread until dropped.
+#[derive(Debug)]
+pub struct TokenIssuer {
+    /// What the registry's `auth: token` section needs.
+    pub config: TokenConfig,
+    stop: Arc<AtomicBool>,
+    /// Requests answered with a token.
+    pub issued: Arc<AtomicUsize>,
+}
+
+impl TokenIssuer {
+    /// Starts an issuer that accepts `user` / `password`.
+    pub fn start(dir: &Path, user: &str, password: &str) -> io::Result<TokenIssuer> {
+        std::fs::create_dir_all(dir)?;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=minehound token issuer",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+            ],
+        )?;
+        let der = Command::new("openssl")
+            .args(["x509", "-in", "token.pem", "-outform", "DER"])
+            .current_dir(dir)
+            .output()?;
+        let signer = Signer {
+            key: dir.join("token.key"),
+            cert_der: base64(&der.stdout, false),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        let config = TokenConfig {
+            realm: format!("http://127.0.0.1:{port}/token"),
+            service: "minehound-test-registry".into(),
+            issuer: "minehound-test-issuer".into(),
+            cert: dir.join("token.pem"),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let issued = Arc::new(AtomicUsize::new(0));
+        let expected = format!(
+            "Basic {}",
+            base64(format!("{user}:{password}").as_bytes(), false)
+        );
+        let (thread_stop, thread_issued, thread_config) =
+            (stop.clone(), issued.clone(), config.clone());
+        std::thread::spawn(move || {
+            while !thread_stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if answer_token_request(stream, &expected, &thread_config, &signer)
+                            .unwrap_or(false)
+                        {
+                            thread_issued.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(TokenIssuer {
+            config,
+            stop,
+            issued,
+        })
+    }
+}
+
+impl Drop for TokenIssuer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Signer {
+    key: PathBuf,
+    cert_der: String,
+}
+
+impl Signer {
+    /// A JWT with the certificate in `x5c`, which Distribution checks against
+    /// its `rootcertbundle`.
+    fn token(&self, config: &TokenConfig, access: &[String]) -> io::Result<String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let header = format!(
+            r#"{{"typ":"JWT","alg":"RS256","x5c":["{}"]}}"#,
+            self.cert_der
+        );
+        let claims = format!(
+            r#"{{"iss":"{}","sub":"robot","aud":"{}","exp":{},"nbf":{},"iat":{},"jti":"{now}","access":[{}]}}"#,
+            config.issuer,
+            config.service,
+            now + 3600,
+            now - 60,
+            now - 60,
+            access.join(",")
+        );
+        let input = format!(
+            "{}.{}",
+            base64(header.as_bytes(), true),
+            base64(claims.as_bytes(), true)
+        );
+        let mut child = Command::new("openssl")
+            .args(["dgst", "-sha256", "-binary", "-sign"])
+            .arg(&self.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())?;
+        let signature = child.wait_with_output()?.stdout;
+        Ok(format!("{input}.{}", base64(&signature, true)))
+    }
+}
+
+/// Answers one token request; `Ok(true)` when a token was issued.
+fn answer_token_request(
+    mut stream: TcpStream,
+    expected_auth: &str,
+    config: &TokenConfig,
+    signer: &Signer,
+) -> io::Result<bool> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let authorized = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("authorization") && v.trim() == expected_auth
+        })
+    });
+    if !authorized {
+        stream.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return Ok(false);
+    }
+    let target = head.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let access: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("scope="))
+        .filter_map(|scope| {
+            // repository:NAME:ACTIONS
+            let scope = percent_decode(scope);
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            let actions: Vec<String> = actions.split(',').map(|a| format!("\"{a}\"")).collect();
+            Some(format!(
+                r#"{{"type":"{kind}","name":"{name}","actions":[{}]}}"#,
+                actions.join(",")
+            ))
+        })
+        .collect();
+    let token = signer.token(config, &access)?;
+    let body = format!(r#"{{"token":"{token}","access_token":"{token}","expires_in":3600}}"#);
+    stream.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    Ok(true)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Standard (padded) or URL-safe (unpadded) base64.
+pub fn base64(bytes: &[u8], url_safe: bool) -> String {
+    let table: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else if !url_safe {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
 /// Makes a CA and a server certificate for 127.0.0.1 / localhost with `openssl`.
 pub fn generate_tls(dir: &Path) -> io::Result<Tls> {
     std::fs::create_dir_all(dir)?;
     let path = |name: &str| dir.join(name);
-    let run = |args: &[&str]| -> io::Result<()> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!(
-                "openssl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            )))
-        }
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     run(&[
         "req",
         "-x509",

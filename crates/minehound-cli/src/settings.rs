@@ -94,10 +94,14 @@ impl ScanSettings {
             ca_files: args.ca_file,
             ..RegistryOptions::default()
         };
+        let mut request = ScanRequest::new(target, args.target)
+            .platform(platform)
+            .registry(registry);
+        if !args.quiet && !args.no_progress && std::io::stderr().is_terminal() {
+            request = request.progress(std::sync::Arc::new(crate::progress::LayerBars::new()));
+        }
         Ok(ScanSettings {
-            request: ScanRequest::new(target, args.target)
-                .platform(platform)
-                .registry(registry),
+            request,
             builder,
             format,
             output: args.output,

@@ -27,6 +27,7 @@ mod error;
 mod fs_scan;
 mod layer;
 mod merge;
+mod progress;
 mod scanner;
 
 pub use error::{Error, LayerError};
@@ -37,4 +38,5 @@ pub use minehound_detect::{
 pub use minehound_oci::{Credentials, ImageRef, Platform, PlatformChoice, RegistryOptions, Target};
 pub use minehound_report::{Finding, Report, Severity, Status, render};
 pub use minehound_unpack::Limits;
+pub use progress::Progress;
 pub use scanner::{ScanRequest, Scanner, ScannerBuilder};

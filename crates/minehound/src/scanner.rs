@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::layer::{LayerScan, scan_layer_blob};
 use crate::merge::{ScannedImage, build_report};
+use crate::progress::{Progress, ProgressReader};
 use crate::{Error, LayerError, fs_scan};
 
 /// Configures a [`Scanner`]. Every option has a default, so new options never
@@ -92,7 +93,7 @@ impl ScannerBuilder {
 }
 
 /// What to scan.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ScanRequest {
     /// The target.
     pub target: Target,
@@ -102,6 +103,19 @@ pub struct ScanRequest {
     pub platform: PlatformChoice,
     /// How to reach registries (credentials, TLS, retries).
     pub registry: RegistryOptions,
+    /// Who hears about layer progress, if anyone.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for ScanRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanRequest")
+            .field("target", &self.target)
+            .field("platform", &self.platform)
+            .field("registry", &self.registry)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl ScanRequest {
@@ -112,7 +126,14 @@ impl ScanRequest {
             target_name: target_name.into(),
             platform: PlatformChoice::Host,
             registry: RegistryOptions::default(),
+            progress: None,
         }
+    }
+
+    /// Reports layer progress to `progress`.
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Sets how registries are reached.
@@ -163,7 +184,9 @@ impl Scanner {
     pub fn scan(&self, request: &ScanRequest) -> Result<Report, Error> {
         let opened = minehound_oci::open(&request.target, &request.platform, &request.registry)?;
         let images = match opened {
-            Opened::Images { store, images } => self.scan_images(store.as_ref(), images)?,
+            Opened::Images { store, images } => {
+                self.scan_images(store.as_ref(), images, request.progress.as_ref())?
+            }
             Opened::Stream {
                 reader,
                 name,
@@ -224,6 +247,7 @@ impl Scanner {
         &self,
         store: &dyn BlobStore,
         images: Vec<Image>,
+        progress: Option<&Arc<dyn Progress>>,
     ) -> Result<Vec<ScannedImage>, Error> {
         let mut unique: Vec<&Layer> = Vec::new();
         for layer in images.iter().flat_map(|i| &i.layers) {
@@ -233,10 +257,26 @@ impl Scanner {
         }
         let limits = &self.limits;
         let results = self.par_map(&unique, |detector, layer| {
+            let name = layer
+                .display_digest()
+                .map_or_else(|| format!("layer {}", layer.index), str::to_string);
             let scan = store
                 .open(&layer.location)
                 .map_err(LayerError::from)
-                .and_then(|blob| scan_layer_blob(blob, detector, limits));
+                .and_then(|blob| match progress {
+                    Some(progress) => {
+                        progress.layer_started(&name, layer.size);
+                        let reader = ProgressReader {
+                            inner: blob,
+                            layer: name.clone(),
+                            progress: Arc::clone(progress),
+                        };
+                        let scan = scan_layer_blob(reader, detector, limits);
+                        progress.layer_finished(&name);
+                        scan
+                    }
+                    None => scan_layer_blob(blob, detector, limits),
+                });
             (layer.location.clone(), scan.map(Arc::new))
         });
         let mut by_location: HashMap<_, _> = results.into_iter().collect();

@@ -327,7 +327,7 @@ mod registry {
     use std::path::Path;
 
     use minehound_testdata::registry::{
-        Auth, RegistryProcess, generate_tls, htpasswd_file, push_image,
+        Auth, RegistryProcess, base64, generate_tls, htpasswd_file, push_image,
     };
 
     use super::*;
@@ -422,7 +422,7 @@ mod registry {
         // The Docker config's `auths`.
         let config = dir.path().join("docker-auths");
         std::fs::create_dir_all(&config).unwrap();
-        let auth = base64_encode(format!("robot:{PASSWORD}").as_bytes());
+        let auth = base64(format!("robot:{PASSWORD}").as_bytes(), false);
         std::fs::write(
             config.join("config.json"),
             format!(
@@ -472,27 +472,5 @@ mod registry {
             .env("DOCKER_CONFIG", &config)
             .assert()
             .code(2);
-    }
-
-    fn base64_encode(bytes: &[u8]) -> String {
-        const TABLE: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
     }
 }

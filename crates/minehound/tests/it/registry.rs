@@ -4,7 +4,8 @@ use std::path::Path;
 
 use minehound::{Credentials, PlatformChoice, RegistryOptions, ScanRequest, Severity, Status};
 use minehound_testdata::registry::{
-    Auth, RegistryProcess, generate_tls, htpasswd_file, push_image, push_multi_platform,
+    Auth, RegistryProcess, TokenIssuer, generate_tls, htpasswd_file, push_image,
+    push_multi_platform,
 };
 use minehound_testdata::{
     DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, Entry, ImageSpec, Layer, Platform, demo_image, tiny_elf,
@@ -217,4 +218,85 @@ fn registry_faults_are_clear_errors() {
     let started = std::time::Instant::now();
     assert!(scan_registry(&target, PlatformChoice::Host, no_config_files()).is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn the_bearer_token_flow_gets_a_token_and_pulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = plain_registry(dir.path());
+    push_image(&plain.host, "team/tokened", "3", &demo_image().build()).unwrap();
+    let issuer = TokenIssuer::start(&dir.path().join("issuer"), "robot", "t0ken-pass").unwrap();
+    let registry = RegistryProcess::start(
+        &dir.path().join("work"),
+        &dir.path().join("storage"),
+        None,
+        &Auth::Token(issuer.config.clone()),
+    )
+    .unwrap();
+    let target = format!("{}/team/tokened:3", registry.host);
+    let options = |password: &str| RegistryOptions {
+        credentials: Some(Credentials {
+            username: "robot".into(),
+            password: password.into(),
+        }),
+        ..no_config_files()
+    };
+
+    let report = scan_registry(&target, PlatformChoice::Host, options("t0ken-pass")).unwrap();
+    assert!(report.fails(Severity::High));
+    assert!(issuer.issued.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+
+    for options in [options("wrong"), no_config_files()] {
+        let err = format!(
+            "{:#?}",
+            scan_registry(&target, PlatformChoice::Host, options).unwrap_err()
+        );
+        assert!(err.contains(&registry.host), "{err}");
+        assert!(!err.contains("t0ken-pass"), "{err}");
+    }
+}
+
+#[test]
+fn progress_hears_every_byte_of_every_layer() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Default)]
+    struct Tally {
+        bytes: AtomicU64,
+        started: Mutex<Vec<String>>,
+        finished: Mutex<Vec<String>>,
+    }
+    impl minehound::Progress for Tally {
+        fn layer_started(&self, layer: &str, _total: Option<u64>) {
+            self.started.lock().unwrap().push(layer.to_string());
+        }
+        fn layer_advanced(&self, _layer: &str, bytes: u64) {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        fn layer_finished(&self, layer: &str) {
+            self.finished.lock().unwrap().push(layer.to_string());
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = plain_registry(dir.path());
+    let image = demo_image().build();
+    push_image(&registry.host, "team/progress", "1", &image).unwrap();
+    let tally = std::sync::Arc::new(Tally::default());
+    let target = format!("{}/team/progress:1", registry.host);
+    let request = ScanRequest::new(target.parse().unwrap(), &target)
+        .registry(no_config_files())
+        .progress(tally.clone());
+    let report = scanner().scan(&request).unwrap();
+    assert_eq!(
+        tally.bytes.load(Ordering::Relaxed),
+        report.stats.bytes_compressed
+    );
+    let mut started = tally.started.lock().unwrap().clone();
+    started.sort();
+    let mut expected: Vec<String> = image.layers.iter().map(|l| l.digest.clone()).collect();
+    expected.sort();
+    assert_eq!(started, expected);
+    assert_eq!(tally.finished.lock().unwrap().len(), 3);
 }
