@@ -110,9 +110,13 @@ pub(crate) fn walk_tar<R: Read>(
     let mut buf = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut counted);
+        // Raw entries: tar-rs would read GNU long names and PAX records whole,
+        // however large; here they are read up to a cap (see `NameRecords`).
         let entries = archive
             .entries()
-            .map_err(|e| classify_io(e, counts.entries))?;
+            .map_err(|e| classify_io(e, counts.entries))?
+            .raw(true);
+        let mut records = NameRecords::default();
         for entry in entries {
             let mut entry = entry.map_err(|e| classify_io(e, counts.entries))?;
             counts.entries += 1;
@@ -121,7 +125,13 @@ pub(crate) fn walk_tar<R: Read>(
                     limit: limits.max_entries,
                 });
             }
-            let raw_path = entry.path_bytes().into_owned();
+            if records
+                .absorb(&mut entry)
+                .map_err(|e| classify_io(e, counts.entries))?
+            {
+                continue;
+            }
+            let raw_path = records.take_path(&entry)?;
             let inner_path = normalize(&raw_path);
             let path = match ctx.prefix {
                 Some(outer) => crate::join_nested(outer, &inner_path),
@@ -176,10 +186,7 @@ pub(crate) fn walk_tar<R: Read>(
                     counts.files += 1;
                     visitor.skipped(&path, size, "GNU sparse file: not read");
                 }
-                EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink => {}
+                EntryType::XGlobalHeader => {}
                 _ => visitor.other_entry(&path),
             }
         }
@@ -212,5 +219,146 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+/// Largest GNU long-name or PAX record read. Real ones hold a path and a few
+/// attributes; a record of hundreds of MiB is an attack on memory.
+const MAX_NAME_RECORD: u64 = 1024 * 1024;
+
+/// GNU long-name / long-link and PAX records that describe the next entry.
+#[derive(Default)]
+struct NameRecords {
+    long_name: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+}
+
+impl NameRecords {
+    /// Reads `entry` if it is a record about the next entry; `Ok(true)` then.
+    fn absorb<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> io::Result<bool> {
+        let kind = entry.header().entry_type();
+        if !(kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions())
+        {
+            return Ok(false);
+        }
+        let size = entry.size();
+        if size > MAX_NAME_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "tar name or PAX record of {size} bytes exceeds the {MAX_NAME_RECORD}-byte limit"
+                ),
+            ));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        entry.read_to_end(&mut data)?;
+        if kind.is_gnu_longname() {
+            // NUL-terminated.
+            let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+            data.truncate(end);
+            self.long_name = Some(data);
+        } else if kind.is_pax_local_extensions() {
+            for record in tar::PaxExtensions::new(&data) {
+                let record = record?;
+                match record.key_bytes() {
+                    b"path" => self.pax_path = Some(record.value_bytes().to_vec()),
+                    b"size" => {
+                        self.pax_size = std::str::from_utf8(record.value_bytes())
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The path of the entry these records describe (then forgets them).
+    fn take_path<R: Read>(&mut self, entry: &tar::Entry<'_, R>) -> Result<Vec<u8>, Error> {
+        let records = std::mem::take(self);
+        if let Some(size) = records.pax_size
+            && size != entry.size()
+        {
+            // Raw entries cannot honour a PAX size override (files over 8 GiB).
+            return Err(Error::Corrupt {
+                entries: 0,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "PAX size {size} differs from the header's; entries over 8 GiB are not supported"
+                    ),
+                ),
+            });
+        }
+        Ok(records
+            .pax_path
+            .or(records.long_name)
+            .unwrap_or_else(|| entry.path_bytes().into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Paths(Vec<String>);
+    impl Visitor for Paths {
+        fn file(&mut self, file: FileEntry<'_>) -> Result<(), Error> {
+            self.0.push(file.path.to_string());
+            Ok(())
+        }
+        fn skipped(&mut self, path: &str, _: u64, reason: &str) {
+            panic!("{path}: {reason}");
+        }
+    }
+
+    fn walk(tar: &[u8]) -> Result<Vec<String>, Error> {
+        let mut paths = Paths::default();
+        walk_layer(tar, &Limits::default(), &mut paths)?;
+        Ok(paths.0)
+    }
+
+    #[test]
+    fn gnu_long_names_and_pax_paths_name_the_next_entry() {
+        let long = format!("opt/{}/xmrig", "d".repeat(180));
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        builder.append_data(&mut header, &long, &b"x"[..]).unwrap();
+        builder
+            .append_pax_extensions([(
+                "path",
+                format!("srv/{}/pax-named", "p".repeat(150)).as_bytes(),
+            )])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_size(1);
+        header.set_path("short-name").unwrap();
+        header.set_cksum();
+        builder.append(&header, &b"y"[..]).unwrap();
+        let paths = walk(&builder.into_inner().unwrap()).unwrap();
+        assert_eq!(paths[0], format!("/{long}"));
+        assert_eq!(paths[1], format!("/srv/{}/pax-named", "p".repeat(150)));
+    }
+
+    #[test]
+    fn a_huge_long_name_record_is_refused_without_reading_it() {
+        // A GNU 'L' header declaring 1 GiB of name, followed by nothing.
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(EntryType::GNULongName);
+        header.set_path("././@LongLink").unwrap();
+        header.set_size(1 << 30);
+        header.set_cksum();
+        let tar = header.as_bytes().to_vec();
+        let err = walk(&tar).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        let text = format!("{}", std::error::Error::source(&err).unwrap());
+        assert!(text.contains("exceeds"), "{text}");
     }
 }

@@ -6,8 +6,8 @@ use std::io::Write;
 use minehound::{PlatformChoice, Severity, Status};
 use minehound_testdata::{
     DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, DEMO_REPO_TAG, Entry, ImageSpec, Layer, MediaTypes,
-    Platform, demo_image, gzip, tar_bytes, tiny_elf, write_docker_archive_classic,
-    write_docker_archive_oci, write_oci_archive, write_oci_layout_multi_platform, zip_bytes, zstd,
+    demo_image, gzip, tar_bytes, write_docker_archive_classic, write_docker_archive_oci,
+    write_oci_archive, write_oci_layout_multi_platform, zip_bytes, zstd,
 };
 
 use crate::support::*;
@@ -253,24 +253,7 @@ fn files_over_the_size_limit_are_listed_as_skipped_and_still_checked() {
 #[test]
 fn platforms_are_chosen_and_named_in_findings() {
     let dir = tempfile::tempdir().unwrap();
-    let clean = ImageSpec {
-        layers: vec![Layer::gzip(
-            "COPY hello /",
-            vec![Entry::executable("/bin/hello", tiny_elf(b"hi"))],
-        )],
-        platform: Platform::linux("amd64", None),
-        ..ImageSpec::default()
-    }
-    .build();
-    let dirty = ImageSpec {
-        layers: vec![Layer::gzip(
-            "COPY conf /",
-            vec![Entry::file("/etc/config.json", MINER_CONFIG)],
-        )],
-        platform: Platform::linux("arm64", Some("v8")),
-        ..ImageSpec::default()
-    }
-    .build();
+    let (clean, dirty) = clean_amd64_dirty_arm64();
     write_oci_layout_multi_platform(dir.path(), &[&clean, &dirty], Some("latest")).unwrap();
     let target = format!("oci:{}", dir.path().display());
 

@@ -7,9 +7,7 @@ use minehound_testdata::registry::{
     Auth, RegistryProcess, TokenIssuer, generate_tls, htpasswd_file, push_image,
     push_multi_platform,
 };
-use minehound_testdata::{
-    DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, Entry, ImageSpec, Layer, Platform, demo_image, tiny_elf,
-};
+use minehound_testdata::{DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, Entry, demo_image};
 
 use crate::support::*;
 
@@ -77,24 +75,7 @@ fn plain_http_anonymous_pull_matches_the_layout_scan() {
 fn multi_platform_images_pick_platforms_like_local_ones() {
     let dir = tempfile::tempdir().unwrap();
     let registry = plain_registry(dir.path());
-    let clean = ImageSpec {
-        layers: vec![Layer::gzip(
-            "COPY hello /",
-            vec![Entry::executable("/bin/hello", tiny_elf(b"hi"))],
-        )],
-        platform: Platform::linux("amd64", None),
-        ..ImageSpec::default()
-    }
-    .build();
-    let dirty = ImageSpec {
-        layers: vec![Layer::gzip(
-            "COPY app /",
-            demo_image().layers[1].entries.clone(),
-        )],
-        platform: Platform::linux("arm64", Some("v8")),
-        ..ImageSpec::default()
-    }
-    .build();
+    let (clean, dirty) = clean_amd64_dirty_arm64();
     push_multi_platform(&registry.host, "team/multi", "2", &[&clean, &dirty]).unwrap();
     let target = format!("{}/team/multi:2", registry.host);
 
@@ -299,4 +280,52 @@ fn progress_hears_every_byte_of_every_layer() {
     expected.sort();
     assert_eq!(started, expected);
     assert_eq!(tally.finished.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn a_registry_that_dies_mid_download_fails_the_scan() {
+    use std::sync::Mutex;
+
+    /// Stops the registry as soon as the first bytes of a layer arrive.
+    struct KillOnFirstByte(Mutex<Option<RegistryProcess>>);
+    impl minehound::Progress for KillOnFirstByte {
+        fn layer_started(&self, _: &str, _: Option<u64>) {}
+        fn layer_advanced(&self, _: &str, _: u64) {
+            if let Some(mut registry) = self.0.lock().unwrap().take() {
+                registry.stop();
+            }
+        }
+        fn layer_finished(&self, _: &str) {}
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = plain_registry(dir.path());
+    // 32 MiB that gzip cannot shrink: more than socket buffers hold.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..32 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let image = one_layer(vec![Entry::file("/data/noise.bin", noise)]);
+    push_image(&registry.host, "team/big", "1", &image).unwrap();
+    let target = format!("{}/team/big:1", registry.host);
+    let killer = std::sync::Arc::new(KillOnFirstByte(Mutex::new(Some(registry))));
+    let request = ScanRequest::new(target.parse().unwrap(), &target)
+        .registry(no_config_files())
+        .progress(killer.clone());
+    let started = std::time::Instant::now();
+    let err = scanner().scan(&request).unwrap_err();
+    assert!(
+        killer.0.lock().unwrap().is_none(),
+        "the registry was stopped mid-scan"
+    );
+    assert!(
+        matches!(err, minehound::Error::Layer { index: 0, .. }),
+        "{err:#?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }

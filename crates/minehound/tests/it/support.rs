@@ -72,3 +72,28 @@ pub fn assert_accounting(report: &Report) {
     );
     assert_eq!(report.stats.files_skipped as usize, report.skipped.len());
 }
+
+/// A multi-platform pair: a clean linux/amd64 image and a linux/arm64/v8 image
+/// holding the demo's miner config and dropper.
+pub fn clean_amd64_dirty_arm64() -> (BuiltImage, BuiltImage) {
+    use minehound_testdata::{Platform, demo_image, tiny_elf};
+    let clean = ImageSpec {
+        layers: vec![Layer::gzip(
+            "COPY hello /",
+            vec![Entry::executable("/bin/hello", tiny_elf(b"hi"))],
+        )],
+        platform: Platform::linux("amd64", None),
+        ..ImageSpec::default()
+    }
+    .build();
+    let dirty = ImageSpec {
+        layers: vec![Layer::gzip(
+            "COPY app /",
+            demo_image().layers[1].entries.clone(),
+        )],
+        platform: Platform::linux("arm64", Some("v8")),
+        ..ImageSpec::default()
+    }
+    .build();
+    (clean, dirty)
+}
