@@ -117,15 +117,28 @@ fn fetch_verified(
     sha256: &str,
     download: impl FnOnce(&Path) -> io::Result<std::process::ExitStatus>,
 ) -> io::Result<PathBuf> {
+    // Tests fetch in parallel: one download at a time in this process, and
+    // each into its own directory, moved into place whole, for other processes.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = cache_dir();
     let path = dir.join(file_name);
     if !path.is_file() {
-        let status = download(&dir)?;
-        if !status.success() || !path.is_file() {
+        let staging = dir.join(format!(".fetch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)?;
+        let status = download(&staging)?;
+        let fetched = staging.join(file_name);
+        if !status.success() || !fetched.is_file() {
+            let _ = fs::remove_dir_all(&staging);
             return Err(io::Error::other(format!(
                 "could not fetch {file_name} (exit {status}); the package registry must be reachable"
             )));
         }
+        fs::rename(&fetched, &path)?;
+        let _ = fs::remove_dir_all(&staging);
     }
     check_sha256(file_name, &fs::read(&path)?, sha256)?;
     Ok(path)
