@@ -638,3 +638,116 @@ fn http(
         body: raw[split + 4..].to_vec(),
     })
 }
+
+/// A TCP proxy in front of a registry that answers the first `too_many`
+/// blob requests with `429 Too Many Requests` and `Retry-After`, and forwards
+/// everything else. One request per connection (it asks for `Connection: close`).
+#[derive(Debug)]
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT` to point clients at.
+    pub host: String,
+    stop: Arc<AtomicBool>,
+    /// 429 answers given so far.
+    pub throttled: Arc<AtomicUsize>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` that throttles `too_many` blob requests.
+    pub fn start(upstream: &str, too_many: usize, retry_after_secs: u64) -> io::Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let host = listener.local_addr()?.to_string();
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let (thread_stop, thread_throttled, upstream) =
+            (stop.clone(), throttled.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            while !thread_stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (upstream, throttled) = (upstream.clone(), thread_throttled.clone());
+                        std::thread::spawn(move || {
+                            let _ = proxy_one(
+                                client,
+                                &upstream,
+                                &throttled,
+                                too_many,
+                                retry_after_secs,
+                            );
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(FaultProxy {
+            host,
+            stop,
+            throttled,
+        })
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn proxy_one(
+    mut client: TcpStream,
+    upstream: &str,
+    throttled: &AtomicUsize,
+    too_many: usize,
+    retry_after_secs: u64,
+) -> io::Result<()> {
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = client.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        raw.extend_from_slice(&buf[..n]);
+        // A TLS handshake (a client trying HTTPS first): this proxy speaks HTTP.
+        if raw[0] == 0x16 {
+            return Ok(());
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let request_line = head.lines().next().unwrap_or("");
+    if request_line.contains("/blobs/sha256:")
+        && throttled
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < too_many).then_some(n + 1)
+            })
+            .is_ok()
+    {
+        client.write_all(
+            format!("HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        return Ok(());
+    }
+    // Forward with `Connection: close`, so the upstream ends the exchange.
+    let mut forwarded: Vec<u8> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .flat_map(|l| [l.as_bytes(), b"\r\n"].concat())
+        .collect();
+    forwarded.extend_from_slice(b"Connection: close\r\n\r\n");
+    forwarded.extend_from_slice(&raw[head_end..]);
+    let mut server = TcpStream::connect(upstream)?;
+    server.write_all(&forwarded)?;
+    // Request bodies (none for pulls) beyond what was read are not relayed.
+    io::copy(&mut server, &mut client)?;
+    Ok(())
+}

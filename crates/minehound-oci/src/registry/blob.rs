@@ -1,21 +1,30 @@
 //! A blocking `Read` over a blob that downloads on the registry's runtime:
 //! bounded (a few chunks in flight), resumed with a range request after a
-//! dropped connection, retried with backoff on 5xx and 429.
+//! dropped connection, retried with backoff on connection errors, 5xx and 429,
+//! honouring `Retry-After`.
+//!
+//! Blobs are fetched with reqwest directly (oci-client does the auth
+//! challenge): oci-client's errors carry no response headers, so it cannot
+//! honour `Retry-After`, and it would follow descriptor URLs.
 
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_client::errors::OciDistributionError;
-use oci_client::manifest::OciDescriptor;
-use oci_client::{Client, Reference};
-use tokio::sync::mpsc;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, RANGE, RETRY_AFTER};
+use tokio::sync::{Mutex, mpsc};
 
 /// Chunks buffered between the download and the scanner: memory stays bounded
 /// whatever the layer size.
 const CHUNKS_IN_FLIGHT: usize = 8;
+/// The longest `Retry-After` obeyed; a registry asking for more gets an error.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 pub(crate) struct BlobReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -37,7 +46,7 @@ impl Read for BlobReader {
     }
 }
 
-/// Whether an error is worth another attempt.
+/// Whether an oci-client error (manifest requests) is worth another attempt.
 pub(crate) fn retryable(err: &OciDistributionError) -> bool {
     match err {
         OciDistributionError::RequestError(e) => {
@@ -49,64 +58,139 @@ pub(crate) fn retryable(err: &OciDistributionError) -> bool {
     }
 }
 
-/// Delay before attempt `n` (1-based): 0.5 s, 1 s, 2 s, … capped at 8 s.
+/// Delay before attempt `n` (1-based): 0.5 s, 1 s, 2 s, then 4 s.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(4).saturating_sub(1)))
 }
 
-/// Starts downloading `digest` and returns a reader over it.
-pub(crate) fn open(
-    runtime: &tokio::runtime::Runtime,
-    client: Arc<Client>,
-    reference: Reference,
-    digest: String,
-    retries: u32,
-) -> BlobReader {
-    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    runtime.spawn(async move {
-        let descriptor = OciDescriptor {
-            digest: digest.clone(),
-            // Never follow descriptor URLs (foreign layers): with untrusted
-            // images they can point anywhere, including internal addresses.
-            urls: None,
-            ..Default::default()
+/// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Everything a blob download needs; shared by all downloads of one store.
+pub(crate) struct BlobFetcher {
+    pub http: reqwest::Client,
+    pub oci: Arc<Client>,
+    pub reference: Reference,
+    pub auth: RegistryAuth,
+    /// `https://host[:port]` or `http://…`.
+    pub base: String,
+    pub retries: u32,
+    /// The `Authorization` value, once known (`Some(None)`: none needed).
+    authorization: Mutex<Option<Option<String>>>,
+}
+
+impl BlobFetcher {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        oci: Arc<Client>,
+        reference: Reference,
+        auth: RegistryAuth,
+        base: String,
+        retries: u32,
+    ) -> Self {
+        BlobFetcher {
+            http,
+            oci,
+            reference,
+            auth,
+            base,
+            retries,
+            authorization: Mutex::new(None),
+        }
+    }
+
+    /// The `Authorization` header for blob requests: a bearer token when the
+    /// registry runs the token flow (oci-client does the challenge), else the
+    /// basic credentials, else none.
+    async fn authorization(&self, refresh: bool) -> io::Result<Option<String>> {
+        let mut cached = self.authorization.lock().await;
+        if !refresh && let Some(value) = cached.as_ref() {
+            return Ok(value.clone());
+        }
+        let value = match &self.auth {
+            RegistryAuth::Bearer(token) => Some(format!("Bearer {token}")),
+            auth => match self
+                .oci
+                .auth(&self.reference, auth, RegistryOperation::Pull)
+                .await
+                .map_err(io::Error::other)?
+            {
+                Some(token) => Some(format!("Bearer {token}")),
+                None => match auth {
+                    RegistryAuth::Basic(user, password) => Some(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("{user}:{password}"))
+                    )),
+                    _ => None,
+                },
+            },
         };
+        *cached = Some(value.clone());
+        Ok(value)
+    }
+
+    /// Streams the blob into `tx`, retrying and resuming as needed.
+    async fn download(&self, digest: &str, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
+        let url = format!(
+            "{}/v2/{}/blobs/{digest}",
+            self.base,
+            self.reference.repository()
+        );
+        let mut authorization = self.authorization(false).await?;
+        let mut reauthorized = false;
         let mut received: u64 = 0;
         let mut attempt = 0;
         loop {
-            let stream = if received == 0 {
-                client
-                    .pull_blob_stream(&reference, &descriptor)
-                    .await
-                    .map(|s| (s.stream, 0))
-            } else {
-                // Resume after a dropped connection; a server that ignores the
-                // range sends it all again, and we skip what we have.
-                match client
-                    .pull_blob_stream_partial(&reference, &descriptor, received, None)
-                    .await
-                {
-                    Ok(oci_client::client::BlobResponse::Partial(s)) => Ok((s.stream, 0)),
-                    Ok(oci_client::client::BlobResponse::Full(s)) => Ok((s.stream, received)),
-                    Err(e) => Err(e),
-                }
-            };
-            let (mut stream, mut skip) = match stream {
-                Ok(s) => s,
-                Err(err) if retryable(&err) && attempt < retries => {
+            let mut request = self.http.get(&url);
+            if let Some(value) = &authorization {
+                request = request.header(AUTHORIZATION, value);
+            }
+            if received > 0 {
+                request = request.header(RANGE, format!("bytes={received}-"));
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(_) if attempt < self.retries => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(err) => {
-                    let _ = tx.send(Err(io::Error::other(err))).await;
-                    return;
-                }
+                Err(err) => return Err(io::Error::other(err)),
             };
-            let mut failed = None;
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(mut data) => {
+            let status = response.status();
+            let mut skip = match status {
+                StatusCode::OK => received,
+                StatusCode::PARTIAL_CONTENT => 0,
+                StatusCode::UNAUTHORIZED if !reauthorized => {
+                    // A token may have expired mid-scan: ask once for a new one.
+                    reauthorized = true;
+                    authorization = self.authorization(true).await?;
+                    continue;
+                }
+                s if (s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error())
+                    && attempt < self.retries =>
+                {
+                    attempt += 1;
+                    let wait = retry_after(response.headers()).unwrap_or_else(|| backoff(attempt));
+                    if wait > MAX_RETRY_AFTER {
+                        return Err(io::Error::other(format!(
+                            "{url}: HTTP {s}, and Retry-After asks for {} s",
+                            wait.as_secs()
+                        )));
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                s => return Err(io::Error::other(format!("{url}: HTTP {s}"))),
+            };
+            let mut response = response;
+            let broken = loop {
+                match response.chunk().await {
+                    Ok(Some(mut data)) => {
                         if skip > 0 {
                             let cut = (skip as usize).min(data.len());
                             let _ = data.split_to(cut);
@@ -117,27 +201,33 @@ pub(crate) fn open(
                         }
                         received += data.len() as u64;
                         if tx.send(Ok(data)).await.is_err() {
-                            return; // the reader is gone
+                            return Ok(()); // the reader is gone
                         }
                     }
-                    Err(err) => {
-                        failed = Some(err);
-                        break;
-                    }
+                    Ok(None) => return Ok(()),
+                    Err(err) => break err,
                 }
+            };
+            // The connection broke mid-blob: resume from `received`.
+            if attempt >= self.retries {
+                return Err(io::Error::other(broken));
             }
-            match failed {
-                None => return,
-                // A digest mismatch found by oci-client is final.
-                Some(err) if err.kind() == io::ErrorKind::InvalidData || attempt >= retries => {
-                    let _ = tx.send(Err(err)).await;
-                    return;
-                }
-                Some(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+/// Starts downloading `digest` and returns a reader over it.
+pub(crate) fn open(
+    runtime: &tokio::runtime::Runtime,
+    fetcher: Arc<BlobFetcher>,
+    digest: String,
+) -> BlobReader {
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    runtime.spawn(async move {
+        if let Err(err) = fetcher.download(&digest, &tx).await {
+            let _ = tx.send(Err(err)).await;
         }
     });
     BlobReader {
@@ -156,5 +246,18 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_millis(1000));
         assert_eq!(backoff(5), Duration::from_millis(4000));
         assert_eq!(backoff(50), Duration::from_millis(4000));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }

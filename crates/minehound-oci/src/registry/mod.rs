@@ -68,6 +68,8 @@ pub fn looks_like_reference(s: &str) -> bool {
 pub struct RegistryStore {
     runtime: tokio::runtime::Runtime,
     client: Arc<Client>,
+    /// Set once the protocol is known (after the first manifest).
+    fetcher: Option<Arc<blob::BlobFetcher>>,
     reference: Reference,
     auth: RegistryAuth,
     retries: u32,
@@ -115,10 +117,11 @@ pub fn open_registry(
     // the user named insecure.
     let insecure = options.insecure_registries.iter().any(|h| h == &registry);
     let may_use_http = insecure || is_loopback(&registry);
-    let https = Arc::new(Client::new(client_config(options, insecure, false)?));
+    let https = Arc::new(oci_client(client_config(options, insecure, false)?)?);
     let mut store = RegistryStore {
         runtime,
         client: https,
+        fetcher: None,
         reference: reference.clone(),
         auth,
         retries: options.retries,
@@ -131,15 +134,26 @@ pub fn open_registry(
     } else {
         store.fetch_manifest(&reference)
     };
+    let mut plain_http = false;
     let root = match first_try {
         Err(Error::Registry { source, .. })
             if may_use_http && is_transport_error(source.as_ref()) =>
         {
-            store.client = Arc::new(Client::new(client_config(options, insecure, true)?));
+            store.client = Arc::new(oci_client(client_config(options, insecure, true)?)?);
+            plain_http = true;
             store.fetch_manifest(&reference)?
         }
         other => other?,
     };
+    let scheme = if plain_http { "http" } else { "https" };
+    store.fetcher = Some(Arc::new(blob::BlobFetcher::new(
+        http_client(options, insecure)?,
+        Arc::clone(&store.client),
+        reference.clone(),
+        store.auth.clone(),
+        format!("{scheme}://{}", reference.resolve_registry()),
+        options.retries,
+    )));
     let root_digest = digest::digest_of(&root);
     if let Some(expected) = reference.digest()
         && expected != root_digest
@@ -220,12 +234,14 @@ impl BlobStore for RegistryStore {
             return Err(Error::MissingBlob(format!("{location:?}")));
         };
         crate::sha256_hex_of(digest)?;
+        let fetcher = self
+            .fetcher
+            .as_ref()
+            .ok_or_else(|| Error::MissingBlob(digest.clone()))?;
         Ok(Box::new(blob::open(
             &self.runtime,
-            Arc::clone(&self.client),
-            self.reference.clone(),
+            Arc::clone(fetcher),
             digest.clone(),
-            self.retries,
         )))
     }
 
@@ -289,6 +305,44 @@ fn client_config(
         read_timeout: Some(options.timeout),
         user_agent: concat!("minehound/", env!("CARGO_PKG_VERSION")),
         ..ClientConfig::default()
+    })
+}
+
+/// The oci-client for `config`; a bad CA file is an error, not a silent
+/// fallback to defaults.
+fn oci_client(config: ClientConfig) -> Result<Client, Error> {
+    Client::try_from(config).map_err(|e| Error::InvalidTarget {
+        target: "registry client".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// The HTTP client for blob downloads, with the same trust as oci-client's.
+fn http_client(options: &RegistryOptions, insecure: bool) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .danger_accept_invalid_certs(insecure)
+        .connect_timeout(options.timeout)
+        .read_timeout(options.timeout)
+        .user_agent(concat!("minehound/", env!("CARGO_PKG_VERSION")));
+    let mut certificates = Vec::new();
+    for path in &options.ca_files {
+        let pem = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        certificates.push(reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            Error::InvalidTarget {
+                target: path.display().to_string(),
+                reason: format!("not a PEM certificate: {e}"),
+            }
+        })?);
+    }
+    if !certificates.is_empty() {
+        builder = builder.tls_certs_merge(certificates);
+    }
+    builder.build().map_err(|e| Error::InvalidTarget {
+        target: "registry client".into(),
+        reason: e.to_string(),
     })
 }
 

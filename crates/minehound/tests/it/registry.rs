@@ -329,3 +329,28 @@ fn a_registry_that_dies_mid_download_fails_the_scan() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+#[test]
+fn throttled_blob_requests_wait_as_retry_after_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = plain_registry(dir.path());
+    push_image(&registry.host, "team/slow", "1", &demo_image().build()).unwrap();
+    // One 429 asking for 2 s: more than the first backoff step (0.5 s).
+    let proxy = minehound_testdata::registry::FaultProxy::start(&registry.host, 1, 2).unwrap();
+    let target = format!("{}/team/slow:1", proxy.host);
+    let started = std::time::Instant::now();
+    let report = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap();
+    assert!(report.fails(Severity::High));
+    assert_eq!(proxy.throttled.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After was not honoured: {:?}",
+        started.elapsed()
+    );
+
+    // A storm of 429s beyond the retries is an error, in bounded time.
+    let storm = minehound_testdata::registry::FaultProxy::start(&registry.host, 1000, 0).unwrap();
+    let target = format!("{}/team/slow:1", storm.host);
+    let err = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap_err();
+    assert!(format!("{err:#?}").contains("429"), "{err:#?}");
+}
