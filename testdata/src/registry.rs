@@ -157,6 +157,25 @@ impl Drop for RegistryProcess {
     }
 }
 
+/// Accepts connections on a background thread until `stop` is set.
+fn serve(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    mut handle: impl FnMut(TcpStream) + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => handle(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => break,
+            }
+        }
+    });
+}
+
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -220,21 +239,9 @@ impl TokenIssuer {
         );
         let (thread_stop, thread_issued, thread_config) =
             (stop.clone(), issued.clone(), config.clone());
-        std::thread::spawn(move || {
-            while !thread_stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        if answer_token_request(stream, &expected, &thread_config, &signer)
-                            .unwrap_or(false)
-                        {
-                            thread_issued.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Err(_) => break,
-                }
+        serve(listener, thread_stop, move |stream| {
+            if answer_token_request(stream, &expected, &thread_config, &signer).unwrap_or(false) {
+                thread_issued.fetch_add(1, Ordering::Relaxed);
             }
         });
         Ok(TokenIssuer {
@@ -661,27 +668,11 @@ impl FaultProxy {
         let throttled = Arc::new(AtomicUsize::new(0));
         let (thread_stop, thread_throttled, upstream) =
             (stop.clone(), throttled.clone(), upstream.to_string());
-        std::thread::spawn(move || {
-            while !thread_stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        let (upstream, throttled) = (upstream.clone(), thread_throttled.clone());
-                        std::thread::spawn(move || {
-                            let _ = proxy_one(
-                                client,
-                                &upstream,
-                                &throttled,
-                                too_many,
-                                retry_after_secs,
-                            );
-                        });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => break,
-                }
-            }
+        serve(listener, thread_stop, move |client| {
+            let (upstream, throttled) = (upstream.clone(), thread_throttled.clone());
+            std::thread::spawn(move || {
+                let _ = proxy_one(client, &upstream, &throttled, too_many, retry_after_secs);
+            });
         });
         Ok(FaultProxy {
             host,

@@ -280,17 +280,13 @@ fn client_config(
     insecure: bool,
     plain_http: bool,
 ) -> Result<ClientConfig, Error> {
-    let mut certificates = Vec::new();
-    for path in &options.ca_files {
-        let data = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        certificates.push(Certificate {
+    let certificates = read_ca_files(options)?
+        .into_iter()
+        .map(|(_, data)| Certificate {
             encoding: CertificateEncoding::Pem,
             data,
-        });
-    }
+        })
+        .collect();
     Ok(ClientConfig {
         protocol: if plain_http {
             ClientProtocol::Http
@@ -317,6 +313,22 @@ fn oci_client(config: ClientConfig) -> Result<Client, Error> {
     })
 }
 
+/// The `--ca-file` certificates, read once per client.
+fn read_ca_files(options: &RegistryOptions) -> Result<Vec<(PathBuf, Vec<u8>)>, Error> {
+    options
+        .ca_files
+        .iter()
+        .map(|path| {
+            std::fs::read(path)
+                .map(|pem| (path.clone(), pem))
+                .map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .collect()
+}
+
 /// The HTTP client for blob downloads, with the same trust as oci-client's.
 fn http_client(options: &RegistryOptions, insecure: bool) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
@@ -325,11 +337,7 @@ fn http_client(options: &RegistryOptions, insecure: bool) -> Result<reqwest::Cli
         .read_timeout(options.timeout)
         .user_agent(concat!("minehound/", env!("CARGO_PKG_VERSION")));
     let mut certificates = Vec::new();
-    for path in &options.ca_files {
-        let pem = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+    for (path, pem) in read_ca_files(options)? {
         certificates.push(reqwest::Certificate::from_pem(&pem).map_err(|e| {
             Error::InvalidTarget {
                 target: path.display().to_string(),
