@@ -466,11 +466,42 @@ mod registry {
             .assert()
             .code(1);
 
-        // Without the CA, TLS is not trusted.
+        // podman's auth file, named by $REGISTRY_AUTH_FILE.
+        let podman = dir.path().join("podman-auth.json");
+        std::fs::write(
+            &podman,
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+                secure.registry.host
+            ),
+        )
+        .unwrap();
+        scan_cmd(&secure, &empty)
+            .env("REGISTRY_AUTH_FILE", &podman)
+            .assert()
+            .code(1);
+
+        // Without the CA, TLS is not trusted...
         minehound()
             .args(["scan", "-q", &secure.target])
             .env("DOCKER_CONFIG", &config)
             .assert()
             .code(2);
+        // ...unless the user names the host insecure.
+        minehound()
+            .args([
+                "scan",
+                "-q",
+                "--insecure-registry",
+                &secure.registry.host,
+                &secure.target,
+            ])
+            .env("DOCKER_CONFIG", &config)
+            .env(
+                "PATH",
+                format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap()),
+            )
+            .assert()
+            .code(1);
     }
 }
