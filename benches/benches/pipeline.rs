@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use minehound::{Detector, FileKind, ScannerBuilder, scan_layer_blob};
-use minehound_bench::{gzip_default, usr_lib_tar};
+use minehound_bench::{bench_mib, gzip_default, usr_lib_tar};
 use minehound_unpack::{FileEntry, Limits, Visitor, walk_layer};
 
 /// Counts files and touches nothing: the cost of inflate + tar walk alone.
@@ -20,10 +20,7 @@ impl Visitor for NullVisitor {
 }
 
 fn layer_pipeline(c: &mut Criterion) {
-    let mib: u64 = std::env::var("MINEHOUND_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let mib = bench_mib(200);
     let tar = usr_lib_tar(mib << 20);
     let blob = gzip_default(&tar);
     let blob_file = tempfile_with(&blob);

@@ -3,15 +3,12 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use minehound::{RegistryOptions, ScanRequest, ScannerBuilder};
-use minehound_bench::usr_lib_tar;
+use minehound_bench::{bench_mib, usr_lib_tar};
 use minehound_testdata::registry::{Auth, RegistryProcess, push_image};
 use minehound_testdata::{Compression, Entry, ImageSpec, Layer, write_oci_layout};
 
 fn registry_vs_layout(c: &mut Criterion) {
-    let mib: u64 = std::env::var("MINEHOUND_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(150);
+    let mib = bench_mib(150);
     // Three layers cut from real /usr/lib files.
     let tar = usr_lib_tar(mib << 20);
     let mut archive = tar::Archive::new(&tar[..]);

@@ -7,6 +7,14 @@ use std::path::Path;
 
 use minehound_testdata::{Entry, tar_bytes};
 
+/// Size of the bench input in MiB: `$MINEHOUND_BENCH_MIB`, else `default`.
+pub fn bench_mib(default: u64) -> u64 {
+    std::env::var("MINEHOUND_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A tar of real files from `/usr/lib` (ELF libraries mostly), about
 /// `target_bytes` long, in a stable order.
 pub fn usr_lib_tar(target_bytes: u64) -> Vec<u8> {

@@ -157,14 +157,22 @@ impl Drop for RegistryProcess {
     }
 }
 
-/// Accepts connections on a background thread until `stop` is set.
-fn serve(
-    listener: TcpListener,
-    stop: Arc<AtomicBool>,
-    mut handle: impl FnMut(TcpStream) + Send + 'static,
-) {
+/// Stops a background server when dropped.
+#[derive(Debug)]
+struct ServerGuard(Arc<AtomicBool>);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections on a background thread until the guard is dropped.
+fn serve(listener: TcpListener, mut handle: impl FnMut(TcpStream) + Send + 'static) -> ServerGuard {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
     std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
+        while !thread_stop.load(Ordering::Relaxed) {
             match listener.accept() {
                 Ok((stream, _)) => handle(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -174,6 +182,7 @@ fn serve(
             }
         }
     });
+    ServerGuard(stop)
 }
 
 fn free_port() -> io::Result<u16> {
@@ -187,7 +196,7 @@ fn free_port() -> io::Result<u16> {
 pub struct TokenIssuer {
     /// What the registry's `auth: token` section needs.
     pub config: TokenConfig,
-    stop: Arc<AtomicBool>,
+    _server: ServerGuard,
     /// Requests answered with a token.
     pub issued: Arc<AtomicUsize>,
 }
@@ -231,30 +240,22 @@ impl TokenIssuer {
             issuer: "minehound-test-issuer".into(),
             cert: dir.join("token.pem"),
         };
-        let stop = Arc::new(AtomicBool::new(false));
         let issued = Arc::new(AtomicUsize::new(0));
         let expected = format!(
             "Basic {}",
             base64(format!("{user}:{password}").as_bytes(), false)
         );
-        let (thread_stop, thread_issued, thread_config) =
-            (stop.clone(), issued.clone(), config.clone());
-        serve(listener, thread_stop, move |stream| {
+        let (thread_issued, thread_config) = (issued.clone(), config.clone());
+        let server = serve(listener, move |stream| {
             if answer_token_request(stream, &expected, &thread_config, &signer).unwrap_or(false) {
                 thread_issued.fetch_add(1, Ordering::Relaxed);
             }
         });
         Ok(TokenIssuer {
             config,
-            stop,
+            _server: server,
             issued,
         })
-    }
-}
-
-impl Drop for TokenIssuer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -392,28 +393,13 @@ fn percent_decode(s: &str) -> String {
 
 /// Standard (padded) or URL-safe (unpadded) base64.
 pub fn base64(bytes: &[u8], url_safe: bool) -> String {
-    let table: &[u8; 64] = if url_safe {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    if url_safe {
+        URL_SAFE_NO_PAD.encode(bytes)
     } else {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    };
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else if !url_safe {
-                out.push('=');
-            }
-        }
+        STANDARD.encode(bytes)
     }
-    out
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
@@ -653,7 +639,7 @@ fn http(
 pub struct FaultProxy {
     /// `127.0.0.1:PORT` to point clients at.
     pub host: String,
-    stop: Arc<AtomicBool>,
+    _server: ServerGuard,
     /// 429 answers given so far.
     pub throttled: Arc<AtomicUsize>,
 }
@@ -664,11 +650,9 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let host = listener.local_addr()?.to_string();
         listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
         let throttled = Arc::new(AtomicUsize::new(0));
-        let (thread_stop, thread_throttled, upstream) =
-            (stop.clone(), throttled.clone(), upstream.to_string());
-        serve(listener, thread_stop, move |client| {
+        let (thread_throttled, upstream) = (throttled.clone(), upstream.to_string());
+        let server = serve(listener, move |client| {
             let (upstream, throttled) = (upstream.clone(), thread_throttled.clone());
             std::thread::spawn(move || {
                 let _ = proxy_one(client, &upstream, &throttled, too_many, retry_after_secs);
@@ -676,15 +660,9 @@ impl FaultProxy {
         });
         Ok(FaultProxy {
             host,
-            stop,
+            _server: server,
             throttled,
         })
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -27,7 +27,6 @@ pub struct Signatures {
     pub(crate) rules: yara_x::Rules,
     pub(crate) infos: HashMap<(String, String), RuleInfo>,
     pub(crate) hashes: HashList,
-    version: String,
     bundled: bool,
     extra_files: Vec<PathBuf>,
 }
@@ -84,7 +83,7 @@ impl Signatures {
 impl std::fmt::Debug for Signatures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signatures")
-            .field("version", &self.version)
+            .field("version", &self.version())
             .field("rules", &self.rule_count())
             .field("hashes", &self.hash_count())
             .finish()
@@ -179,14 +178,8 @@ impl SignaturesBuilder {
                 .find(|(ns, _)| ns == rule.namespace())
                 .map(|(_, o)| o.clone())
                 .unwrap_or_default();
-            let info = rule_info(&rule, origin).map_err(|message| Error::RuleCompile {
-                path: PathBuf::from(
-                    namespaces
-                        .iter()
-                        .find(|(ns, _)| ns == rule.namespace())
-                        .map(|(_, o)| o.as_str())
-                        .unwrap_or(""),
-                ),
+            let info = rule_info(&rule, origin.clone()).map_err(|message| Error::RuleCompile {
+                path: PathBuf::from(origin),
                 message,
             })?;
             infos.insert(
@@ -210,17 +203,12 @@ impl SignaturesBuilder {
             extra_files.push(path.clone());
         }
 
-        let signatures = Signatures {
+        Ok(Signatures {
             rules,
             infos,
             hashes,
-            version: String::new(),
             bundled: self.bundled,
             extra_files,
-        };
-        Ok(Signatures {
-            version: signatures.version(),
-            ..signatures
         })
     }
 }

@@ -65,8 +65,9 @@ pub fn walk_nested(
                 .take(512)
                 .read_to_end(&mut head)
                 .map_err(|e| classify_io(e, 0))?;
-            let whole = Cursor::new(head.clone()).chain(reader);
-            let mut counts = if is_tar(&head) {
+            let tar = is_tar(&head);
+            let whole = Cursor::new(head).chain(reader);
+            let mut counts = if tar {
                 walk_tar(whole, limits, visitor, &ctx)?
             } else {
                 single_member(outer, whole, depth, limits, visitor)?

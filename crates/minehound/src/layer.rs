@@ -212,7 +212,7 @@ impl Visitor for FileChecker<'_, '_> {
                 if !detections.is_empty() {
                     self.scan.findings.push(FileFinding {
                         path: file.path.to_string(),
-                        sha256: digest.map(hex_of),
+                        sha256: digest.map(hex::encode),
                         size: file.size,
                         detections,
                     });
@@ -251,10 +251,6 @@ impl Visitor for FileChecker<'_, '_> {
             self.scan.paths.insert(path.to_string());
         }
     }
-}
-
-fn hex_of(digest: [u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An error and its causes on one line: `a: b: c`.

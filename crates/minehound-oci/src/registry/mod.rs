@@ -167,7 +167,7 @@ pub fn open_registry(
     store
         .manifests
         .lock()
-        .expect("manifest cache lock")
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
         .insert(root_digest.clone(), root);
     let name = reference.whole();
     let mut images = crate::resolve::images_from_root_manifest(&store, &root_digest, platform)?;
@@ -254,7 +254,7 @@ impl BlobStore for RegistryStore {
         if let Some(bytes) = self
             .manifests
             .lock()
-            .expect("manifest cache lock")
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(digest)
         {
             return Ok(bytes.clone());

@@ -30,6 +30,13 @@ fn no_config_files() -> RegistryOptions {
     }
 }
 
+/// A plain registry with the demo image pushed as `repo:tag`.
+fn registry_with_demo(dir: &Path, repo: &str, tag: &str) -> RegistryProcess {
+    let registry = plain_registry(dir);
+    push_image(&registry.host, repo, tag, &demo_image().build()).unwrap();
+    registry
+}
+
 fn plain_registry(dir: &Path) -> RegistryProcess {
     RegistryProcess::start(&dir.join("work"), &dir.join("storage"), None, &Auth::None)
         .expect("start docker-registry")
@@ -204,8 +211,7 @@ fn registry_faults_are_clear_errors() {
 #[test]
 fn the_bearer_token_flow_gets_a_token_and_pulls() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = plain_registry(dir.path());
-    push_image(&plain.host, "team/tokened", "3", &demo_image().build()).unwrap();
+    let _plain = registry_with_demo(dir.path(), "team/tokened", "3");
     let issuer = TokenIssuer::start(&dir.path().join("issuer"), "robot", "t0ken-pass").unwrap();
     let registry = RegistryProcess::start(
         &dir.path().join("work"),
@@ -333,8 +339,7 @@ fn a_registry_that_dies_mid_download_fails_the_scan() {
 #[test]
 fn throttled_blob_requests_wait_as_retry_after_says() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = plain_registry(dir.path());
-    push_image(&registry.host, "team/slow", "1", &demo_image().build()).unwrap();
+    let registry = registry_with_demo(dir.path(), "team/slow", "1");
     // One 429 asking for 2 s: more than the first backoff step (0.5 s).
     let proxy = minehound_testdata::registry::FaultProxy::start(&registry.host, 1, 2).unwrap();
     let target = format!("{}/team/slow:1", proxy.host);
