@@ -35,8 +35,12 @@ pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{
     Detection, Detector, FileKind, Signatures, SignaturesBuilder, classify, sha256,
 };
-pub use minehound_oci::{Credentials, ImageRef, Platform, PlatformChoice, RegistryOptions, Target};
-pub use minehound_report::{Finding, Report, Severity, Status, render};
+pub use minehound_oci::{
+    Credentials, ImageRef, Platform, PlatformChoice, Pushed, RegistryOptions, Target,
+};
+pub use minehound_report::{
+    Allowlist, AllowlistError, Finding, Report, Severity, Status, Suppression, render,
+};
 pub use minehound_unpack::Limits;
 pub use progress::Progress;
-pub use scanner::{ScanRequest, Scanner, ScannerBuilder};
+pub use scanner::{PushOutcome, ScanRequest, Scanner, ScannerBuilder};

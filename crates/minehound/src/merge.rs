@@ -44,6 +44,7 @@ pub(crate) fn build_report(target: &str, images: Vec<ScannedImage>) -> Report {
                         size: file.size,
                         platform: platform.clone(),
                         description: detection.description.clone(),
+                        suppression: None,
                     });
                 }
             }

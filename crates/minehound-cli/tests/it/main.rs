@@ -11,6 +11,8 @@ use minehound_testdata::{
 use predicates::prelude::*;
 use serde_json::Value;
 
+mod gate;
+
 fn minehound() -> Command {
     Command::cargo_bin("minehound").unwrap()
 }
