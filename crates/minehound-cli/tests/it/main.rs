@@ -12,6 +12,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 mod gate;
+mod push;
 
 fn minehound() -> Command {
     Command::cargo_bin("minehound").unwrap()
