@@ -114,6 +114,10 @@ pub struct ScanOptions {
     #[arg(short, long, value_name = "FILE", env = "MINEHOUND_OUTPUT")]
     pub output: Option<PathBuf>,
 
+    /// Also write the report in FORMAT to FILE, e.g. sarif=minehound.sarif (repeatable).
+    #[arg(long, value_name = "FORMAT=FILE", value_parser = parse_report, env = "MINEHOUND_REPORT", value_delimiter = ',')]
+    pub report: Vec<(Format, PathBuf)>,
+
     /// Exit 1 when an unsuppressed finding is at or above this severity [default: medium].
     #[arg(long, value_enum, env = "MINEHOUND_FAIL_ON")]
     pub fail_on: Option<FailOn>,
@@ -236,6 +240,18 @@ pub enum FailOn {
     Medium,
     Low,
     Info,
+}
+
+/// `sarif=out/minehound.sarif`: a format and the file it goes to.
+pub fn parse_report(text: &str) -> Result<(Format, PathBuf), String> {
+    let (format, file) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not FORMAT=FILE, e.g. sarif=minehound.sarif"))?;
+    let format = Format::from_str(format, true)?;
+    if file.is_empty() {
+        return Err(format!("{text:?} names no file"));
+    }
+    Ok((format, PathBuf::from(file)))
 }
 
 /// `1048576`, `64K`, `64MiB`, `2G`… (binary units).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::args::{FailOn, Format, ScanOptions, parse_size};
+use crate::args::{FailOn, Format, ScanOptions, parse_report, parse_size};
 
 /// Name of the project config file looked for in the current directory.
 pub const PROJECT_FILE: &str = "minehound.toml";
@@ -22,6 +22,7 @@ pub struct FileConfig {
     all_platforms: Option<bool>,
     format: Option<Format>,
     output: Option<PathBuf>,
+    report: Option<Vec<String>>,
     fail_on: Option<FailOn>,
     allowlist: Option<PathBuf>,
     rules: Option<Vec<PathBuf>>,
@@ -95,6 +96,14 @@ impl FileConfig {
         options.all_platforms = options.all_platforms.or(self.all_platforms);
         options.format = options.format.or(self.format);
         options.output = options.output.take().or(self.output.map(rel));
+        if options.report.is_empty() {
+            for text in self.report.unwrap_or_default() {
+                let (format, file) = parse_report(&text)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| key("report"))?;
+                options.report.push((format, rel(file)));
+            }
+        }
         options.fail_on = options.fail_on.or(self.fail_on);
         options.allowlist = options.allowlist.take().or(self.allowlist.map(rel));
         if options.rules.is_empty() {

@@ -127,13 +127,21 @@ fn apply_allowlist(settings: &ScanSettings, report: &mut Report) {
     }
 }
 
-/// Writes the report in the chosen format to the chosen place.
+/// Writes the report in the chosen format to the chosen place, and every
+/// extra rendering (`--report FORMAT=FILE`) to its file.
 fn emit(settings: &ScanSettings, report: &Report) -> Result<()> {
-    let text = match settings.format {
-        Format::Json => render::json(report).context("cannot encode the report")?,
-        Format::Sarif => render::sarif(report).context("cannot encode the report")?,
-        Format::Table => render::table(report),
+    let render = |format: Format| -> Result<String> {
+        Ok(match format {
+            Format::Json => render::json(report).context("cannot encode the report")?,
+            Format::Sarif => render::sarif(report).context("cannot encode the report")?,
+            Format::Table => render::table(report),
+        })
     };
+    for (format, path) in &settings.reports {
+        fs::write(path, render(*format)?)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    let text = render(settings.format)?;
     match &settings.output {
         Some(path) => fs::write(path, text)
             .with_context(|| format!("cannot write the report to {}", path.display()))?,

@@ -22,6 +22,8 @@ pub struct ScanSettings {
     pub builder: ScannerBuilder,
     pub format: Format,
     pub output: Option<PathBuf>,
+    /// Extra renderings: each format to its file.
+    pub reports: Vec<(Format, PathBuf)>,
     pub fail_on: Severity,
     pub quiet: bool,
     pub allowlist: Option<Allowlist>,
@@ -114,6 +116,7 @@ impl ScanSettings {
             builder,
             format,
             output: args.output,
+            reports: args.report,
             fail_on,
             quiet,
             allowlist: load_allowlist(args.allowlist)?,

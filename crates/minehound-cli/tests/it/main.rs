@@ -12,6 +12,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 mod gate;
+mod integrations;
 mod push;
 
 fn minehound() -> Command {

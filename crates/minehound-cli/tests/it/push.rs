@@ -16,7 +16,10 @@ fn clean_image(arch: &str) -> BuiltImage {
             ),
             Layer::gzip(
                 "COPY app /app",
-                vec![Entry::file("/app/run.sh", format!("#!/bin/sh\necho {arch}\n"))],
+                vec![Entry::file(
+                    "/app/run.sh",
+                    format!("#!/bin/sh\necho {arch}\n"),
+                )],
             ),
         ],
         platform: Platform::linux(arch, None),
@@ -54,7 +57,9 @@ fn a_miner_image_is_refused_and_nothing_is_uploaded() {
         .args(["push", "-f", "json", &source, &destination])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(format!("not pushing {destination}")))
+        .stderr(predicate::str::contains(format!(
+            "not pushing {destination}"
+        )))
         .get_output()
         .clone();
     let report = json_of(&out.stdout);
@@ -77,18 +82,32 @@ fn clean_images_are_pushed_byte_for_byte() {
     write_oci_layout(&layout, &[(&image, Some("1.0"))]).unwrap();
     let destination = format!("{}/team/clean:1.0", registry.host);
     minehound()
-        .args(["push", "-q", &format!("oci:{}", layout.display()), &destination])
+        .args([
+            "push",
+            "-q",
+            &format!("oci:{}", layout.display()),
+            &destination,
+        ])
         .assert()
         .code(0);
     let pulled = scan_registry(&destination, &[]);
-    assert_eq!(pulled["images"][0]["manifest_digest"], image.manifest.digest);
+    assert_eq!(
+        pulled["images"][0]["manifest_digest"],
+        image.manifest.digest
+    );
 
     // Again, to another tag: every blob is already there.
     minehound()
-        .args(["push", &format!("oci:{}", layout.display()), &format!("{}/team/clean:again", registry.host)])
+        .args([
+            "push",
+            &format!("oci:{}", layout.display()),
+            &format!("{}/team/clean:again", registry.host),
+        ])
         .assert()
         .code(0)
-        .stderr(predicate::str::contains("0 blobs uploaded, 3 already there"));
+        .stderr(predicate::str::contains(
+            "0 blobs uploaded, 3 already there",
+        ));
 
     // Several platforms: each manifest by digest, listed by a new index.
     let (amd64, arm64) = (clean_image("amd64"), clean_image("arm64"));
@@ -96,7 +115,12 @@ fn clean_images_are_pushed_byte_for_byte() {
     write_oci_layout_multi_platform(&multi, &[&amd64, &arm64], Some("2.0")).unwrap();
     let destination = format!("{}/team/multi:2.0", registry.host);
     minehound()
-        .args(["push", "-q", &format!("oci:{}", multi.display()), &destination])
+        .args([
+            "push",
+            "-q",
+            &format!("oci:{}", multi.display()),
+            &destination,
+        ])
         .assert()
         .code(0);
     let pulled = scan_registry(&destination, &["--all-platforms"]);
@@ -107,7 +131,10 @@ fn clean_images_are_pushed_byte_for_byte() {
         .map(|i| i["manifest_digest"].as_str().unwrap())
         .collect();
     digests.sort();
-    let mut expected = vec![amd64.manifest.digest.as_str(), arm64.manifest.digest.as_str()];
+    let mut expected = vec![
+        amd64.manifest.digest.as_str(),
+        arm64.manifest.digest.as_str(),
+    ];
     expected.sort();
     assert_eq!(digests, expected);
 
@@ -116,12 +143,20 @@ fn clean_images_are_pushed_byte_for_byte() {
     write_docker_archive_classic(File::create(&archive).unwrap(), &image, &["clean:1.0"]).unwrap();
     let destination = format!("{}/team/saved:1.0", registry.host);
     minehound()
-        .args(["push", "-q", &format!("docker-archive:{}", archive.display()), &destination])
+        .args([
+            "push",
+            "-q",
+            &format!("docker-archive:{}", archive.display()),
+            &destination,
+        ])
         .assert()
         .code(0);
     let pulled = scan_registry(&destination, &[]);
     assert_eq!(pulled["images"][0]["layers"].as_array().unwrap().len(), 2);
-    assert_eq!(pulled["images"][0]["layers"][1]["diff_id"], image.diff_ids[1]);
+    assert_eq!(
+        pulled["images"][0]["layers"][1]["diff_id"],
+        image.diff_ids[1]
+    );
 }
 
 #[test]
@@ -154,7 +189,10 @@ fn push_authenticates_over_tls_and_fails_cleanly_on_bad_credentials() {
     let out = push("wrong").assert().code(2).get_output().clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("push of"), "{stderr}");
-    assert!(!stderr.contains("wrong"), "the password is never printed: {stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is never printed: {stderr}"
+    );
     assert!(!repository_exists(dir.path(), "team/secure"));
 
     push("s3cret-push").assert().code(0);
