@@ -44,3 +44,8 @@ pub use minehound_report::{
 pub use minehound_unpack::Limits;
 pub use progress::Progress;
 pub use scanner::{PushOutcome, ScanRequest, Scanner, ScannerBuilder};
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

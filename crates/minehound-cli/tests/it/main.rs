@@ -14,6 +14,7 @@ use serde_json::Value;
 mod gate;
 mod integrations;
 mod push;
+mod readme;
 
 fn minehound() -> Command {
     Command::cargo_bin("minehound").unwrap()
