@@ -28,7 +28,23 @@ pub use severity::{ParseSeverityError, Severity};
 /// The JSON Schema (draft 2020-12) of the JSON report; `docs/report.schema.json`
 /// is this, written out.
 pub fn report_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON")
+    sorted(serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON"))
+}
+
+/// Keys in sorted order whatever map serde_json was built with, so the
+/// schema file is the same in every build.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
 
 /// Version of the JSON report's schema; bumped when a field changes meaning.
