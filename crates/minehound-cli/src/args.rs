@@ -186,6 +186,14 @@ pub struct ScanOptions {
     )]
     pub ca_file: Vec<PathBuf>,
 
+    /// Layer cache directory (default: $XDG_CACHE_HOME/minehound, else ~/.cache/minehound).
+    #[arg(long, value_name = "DIR", env = "MINEHOUND_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Read and write no layer cache: scan every layer.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_NO_CACHE")]
+    pub no_cache: Option<bool>,
+
     /// Worker threads (default: the number of cores).
     #[arg(short, long, value_name = "N", env = "MINEHOUND_JOBS")]
     pub jobs: Option<usize>,

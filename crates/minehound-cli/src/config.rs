@@ -34,6 +34,8 @@ pub struct FileConfig {
     username: Option<String>,
     insecure_registry: Option<Vec<String>>,
     ca_file: Option<Vec<PathBuf>>,
+    cache_dir: Option<PathBuf>,
+    no_cache: Option<bool>,
     jobs: Option<usize>,
     quiet: Option<bool>,
     no_progress: Option<bool>,
@@ -151,6 +153,8 @@ impl FileConfig {
                 .map(rel)
                 .collect();
         }
+        options.cache_dir = options.cache_dir.take().or(self.cache_dir.map(rel));
+        options.no_cache = options.no_cache.or(self.no_cache);
         options.jobs = options.jobs.or(self.jobs);
         options.quiet = options.quiet.or(self.quiet);
         options.no_progress = options.no_progress.or(self.no_progress);

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use minehound::{
-    Allowlist, Credentials, Limits, PlatformChoice, RegistryOptions, ScanRequest, ScannerBuilder,
-    Severity, Target,
+    Allowlist, Credentials, LayerCache, Limits, PlatformChoice, RegistryOptions, ScanRequest,
+    ScannerBuilder, Severity, Target,
 };
 
 use crate::args::{FailOn, Format, ScanOptions};
@@ -77,6 +77,25 @@ impl ScanSettings {
         if let Some(jobs) = args.jobs {
             builder = builder.jobs(jobs);
         }
+        let quiet = args.quiet.unwrap_or(false);
+        if !args.no_cache.unwrap_or(false) {
+            // A cache that cannot be opened costs speed, not the verdict.
+            match args.cache_dir.or_else(LayerCache::default_dir) {
+                Some(dir) => match LayerCache::open(&dir) {
+                    Ok(cache) => builder = builder.cache(cache),
+                    Err(err) if !quiet => {
+                        eprintln!("minehound: warning: {err}; scanning without a cache")
+                    }
+                    Err(_) => {}
+                },
+                None if !quiet => {
+                    eprintln!(
+                        "minehound: warning: no cache directory (no HOME); scanning without a cache"
+                    )
+                }
+                None => {}
+            }
+        }
 
         // A person at a terminal gets a table; a pipe or a file gets JSON.
         let format = args.format.unwrap_or(
@@ -104,7 +123,6 @@ impl ScanSettings {
             ca_files: args.ca_file,
             ..RegistryOptions::default()
         };
-        let quiet = args.quiet.unwrap_or(false);
         let mut request = ScanRequest::new(target, target_name)
             .platform(platform)
             .registry(registry);

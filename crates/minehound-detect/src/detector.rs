@@ -19,6 +19,9 @@ pub struct Detection {
     pub description: String,
 }
 
+/// Every value of [`Detection::detector`].
+pub const DETECTORS: &[&str] = &["yara", "sha256", "elf"];
+
 /// Id of the finding for a file whose SHA-256 is in a hash list.
 pub const KNOWN_HASH_RULE: &str = "MH-KNOWN-MINER-HASH";
 

@@ -30,7 +30,7 @@ mod hashes;
 mod signatures;
 
 pub use classify::{FileKind, SNIFF_LEN, classify};
-pub use detector::{Detection, Detector, KNOWN_HASH_RULE, sha256, sha256_hex};
+pub use detector::{DETECTORS, Detection, Detector, KNOWN_HASH_RULE, sha256, sha256_hex};
 pub use elf::{MALFORMED_RULE, UPX_RULE};
 pub use error::Error;
 pub use hashes::{HashEntry, HashList};

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::bundled::{BUNDLED_HASHES, BUNDLED_RULES, BUNDLED_VERSION};
 use crate::{Error, HashList, Severity};
 
@@ -29,9 +31,17 @@ pub struct Signatures {
     pub(crate) hashes: HashList,
     bundled: bool,
     extra_files: Vec<PathBuf>,
+    fingerprint: String,
 }
 
 impl Signatures {
+    /// SHA-256 over every rule and hash list text that went in, bundled and
+    /// user's: two sets with the same fingerprint give the same verdicts, so
+    /// cached layer results are keyed by it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
     /// The version every report carries: the bundled set's, with `+custom` when
     /// user signatures were added.
     pub fn version(&self) -> String {
@@ -188,10 +198,24 @@ impl SignaturesBuilder {
             );
         }
 
+        let mut fingerprint = Sha256::new();
+        let mut fingerprint_part = |kind: &str, text: &str| {
+            for part in [
+                kind.as_bytes(),
+                &(text.len() as u64).to_le_bytes(),
+                text.as_bytes(),
+            ] {
+                fingerprint.update(part);
+            }
+        };
+        for (_, text) in &sources {
+            fingerprint_part("rules", text);
+        }
         let mut hashes = HashList::default();
         if self.bundled {
             for (label, text) in BUNDLED_HASHES {
                 hashes.parse(Path::new(label), text)?;
+                fingerprint_part("hashes", text);
             }
         }
         for path in &self.hash_paths {
@@ -200,6 +224,7 @@ impl SignaturesBuilder {
                 source,
             })?;
             hashes.parse(path, &text)?;
+            fingerprint_part("hashes", &text);
             extra_files.push(path.clone());
         }
 
@@ -209,6 +234,7 @@ impl SignaturesBuilder {
             hashes,
             bundled: self.bundled,
             extra_files,
+            fingerprint: hex::encode(fingerprint.finalize()),
         })
     }
 }

@@ -196,6 +196,9 @@ pub struct Stats {
     pub images: u64,
     /// Layers scanned.
     pub layers: u64,
+    /// Unique layers whose result came from the layer cache instead of a read.
+    #[serde(default)]
+    pub layers_cached: u64,
     /// Regular files seen, nested archive members included.
     pub files: u64,
     /// Files read in full and checked.

@@ -130,12 +130,17 @@ pub fn table(report: &Report) -> String {
 
     let s = &report.stats;
     out.push_str(&format!(
-        "\n{} findings ({}) in {} images, {} layers, \
+        "\n{} findings ({}) in {} images, {} layers{}, \
          {} files ({} ELF, {} skipped), {} compressed / {} uncompressed bytes\n",
         report.active_findings().count(),
         s.findings,
         s.images,
         s.layers,
+        if s.layers_cached > 0 {
+            format!(" ({} from the layer cache)", s.layers_cached)
+        } else {
+            String::new()
+        },
         s.files,
         s.elf_files,
         s.files_skipped,

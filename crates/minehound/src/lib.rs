@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod cache;
 mod error;
 mod fs_scan;
 mod layer;
@@ -30,6 +31,7 @@ mod merge;
 mod progress;
 mod scanner;
 
+pub use cache::{CacheError, LayerCache};
 pub use error::{Error, LayerError};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{

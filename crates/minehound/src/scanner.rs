@@ -13,6 +13,7 @@ use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
 
+use crate::cache::{CacheKey, LayerCache};
 use crate::layer::{LayerScan, scan_layer_blob};
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Progress, ProgressReader};
@@ -25,6 +26,7 @@ pub struct ScannerBuilder {
     signatures: SignaturesBuilder,
     limits: Limits,
     jobs: Option<usize>,
+    cache: Option<Arc<LayerCache>>,
 }
 
 impl Default for ScannerBuilder {
@@ -40,7 +42,15 @@ impl ScannerBuilder {
             signatures: SignaturesBuilder::new(),
             limits: Limits::default(),
             jobs: None,
+            cache: None,
         }
+    }
+
+    /// Keeps layer results in `cache` and reuses them: a layer scanned once
+    /// (by this or any process sharing the cache) is not read again.
+    pub fn cache(mut self, cache: LayerCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
     }
 
     /// Whether to use the bundled signature set (default: yes).
@@ -84,10 +94,23 @@ impl ScannerBuilder {
             .thread_name(|i| format!("minehound-worker-{i}"))
             .build()
             .map_err(|source| Error::Workers { jobs, source })?;
+        let l = &self.limits;
+        // Everything besides the layer's bytes that a layer's result depends on.
+        let cache_settings = format!(
+            "minehound {}; signatures {}; limits {} {} {} {}",
+            env!("CARGO_PKG_VERSION"),
+            signatures.fingerprint(),
+            l.max_file_size,
+            l.max_layer_size,
+            l.max_entries,
+            l.max_depth
+        );
         Ok(Scanner {
             signatures: Arc::new(signatures),
             limits: self.limits,
             pool: Arc::new(pool),
+            cache: self.cache,
+            cache_settings,
         })
     }
 }
@@ -156,6 +179,8 @@ pub struct Scanner {
     signatures: Arc<Signatures>,
     limits: Limits,
     pool: Arc<rayon::ThreadPool>,
+    cache: Option<Arc<LayerCache>>,
+    cache_settings: String,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -164,6 +189,7 @@ impl std::fmt::Debug for Scanner {
             .field("signatures", &self.signatures)
             .field("limits", &self.limits)
             .field("jobs", &self.pool.current_num_threads())
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -206,9 +232,15 @@ impl Scanner {
                 reason: "only images can be pushed (oci:, oci-archive:, docker-archive: or a registry reference)".into(),
             });
         };
-        let scanned =
-            self.scan_images(store.as_ref(), images.clone(), request.progress.as_ref())?;
+        let mut cached = 0;
+        let scanned = self.scan_images(
+            store.as_ref(),
+            images.clone(),
+            request.progress.as_ref(),
+            &mut cached,
+        )?;
         let mut report = self.finish_report(request, scanned);
+        report.stats.layers_cached = cached;
         if !gate(&mut report) {
             return Ok(PushOutcome::Refused(report));
         }
@@ -217,10 +249,14 @@ impl Scanner {
     }
 
     fn scan_opened(&self, request: &ScanRequest, opened: Opened) -> Result<Report, Error> {
+        let mut cached = 0;
         let images = match opened {
-            Opened::Images { store, images } => {
-                self.scan_images(store.as_ref(), images, request.progress.as_ref())?
-            }
+            Opened::Images { store, images } => self.scan_images(
+                store.as_ref(),
+                images,
+                request.progress.as_ref(),
+                &mut cached,
+            )?,
             Opened::Stream {
                 reader,
                 name,
@@ -238,7 +274,9 @@ impl Scanner {
             Opened::Dir(path) => vec![fs_scan::scan_dir(self, &path)?],
             Opened::File(path) => vec![fs_scan::scan_file(self, &path)?],
         };
-        Ok(self.finish_report(request, images))
+        let mut report = self.finish_report(request, images);
+        report.stats.layers_cached = cached;
+        Ok(report)
     }
 
     fn finish_report(&self, request: &ScanRequest, images: Vec<ScannedImage>) -> Report {
@@ -286,6 +324,7 @@ impl Scanner {
         store: &dyn BlobStore,
         images: Vec<Image>,
         progress: Option<&Arc<dyn Progress>>,
+        layers_cached: &mut u64,
     ) -> Result<Vec<ScannedImage>, Error> {
         let mut unique: Vec<&Layer> = Vec::new();
         for layer in images.iter().flat_map(|i| &i.layers) {
@@ -293,8 +332,23 @@ impl Scanner {
                 unique.push(layer);
             }
         }
+        // Layers the cache knows cost nothing; the rest are read and scanned.
+        let mut results = Vec::new();
+        let mut to_scan = Vec::new();
+        for layer in unique {
+            let key = self.cache_key(layer);
+            match key
+                .as_ref()
+                .zip(self.cache.as_ref())
+                .and_then(|(k, c)| c.get(k))
+            {
+                Some(scan) => results.push((layer.location.clone(), Ok(Arc::new(scan)))),
+                None => to_scan.push((layer, key)),
+            }
+        }
+        let cached = results.len() as u64;
         let limits = &self.limits;
-        let results = self.par_map(&unique, |detector, layer| {
+        results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
             let name = layer
                 .display_digest()
                 .map_or_else(|| format!("layer {}", layer.index), str::to_string);
@@ -315,12 +369,27 @@ impl Scanner {
                     }
                     None => scan_layer_blob(blob, detector, limits),
                 });
+            // Only a layer whose bytes match what the image declares is kept.
+            if let (Ok(scan), Some(key), Some(cache)) = (&scan, key, &self.cache)
+                && verify(layer, scan).is_ok()
+            {
+                cache.put(key, scan);
+            }
             (layer.location.clone(), scan.map(Arc::new))
-        });
+        }));
+        *layers_cached += cached;
         let mut by_location: HashMap<_, _> = results.into_iter().collect();
         assemble(images, |layer| {
             take_shared(&mut by_location, &layer.location)
         })
+    }
+
+    /// A layer's cache key: by blob digest, or by diff id for layers that
+    /// have no blob digest (classic `docker save`); none without either.
+    fn cache_key(&self, layer: &Layer) -> Option<CacheKey> {
+        self.cache.as_ref()?;
+        let digest = layer.digest.as_ref().or(layer.diff_id.as_ref())?;
+        Some(CacheKey::new(&self.cache_settings, digest))
     }
 
     /// Scans an archive that can only be read once, front to back.

@@ -90,6 +90,7 @@ fn run_action(work: &Path, target: &str) -> (BTreeMap<String, String>, i32) {
             .arg(expand(text(run), &inputs, &outputs))
             .current_dir(work)
             .env("PATH", path_with_minehound())
+            .env("MINEHOUND_NO_CACHE", "true")
             .env("GITHUB_ACTION_PATH", repo_root())
             .env("GITHUB_OUTPUT", &github_output)
             .env("RUNNER_TEMP", work);
@@ -186,7 +187,8 @@ fn gitlab_template_job_runs_and_keeps_reports() {
         cmd.arg("-ec")
             .arg(lines.join("\n"))
             .current_dir(work)
-            .env("PATH", path_with_minehound());
+            .env("PATH", path_with_minehound())
+            .env("MINEHOUND_NO_CACHE", "true");
         for (k, v) in job["variables"].as_mapping().unwrap() {
             cmd.env(text(k), text(v));
         }
@@ -216,6 +218,7 @@ fn pre_push_hook_blocks_a_miner_image_and_lets_a_clean_one_through() {
             .args(args)
             .current_dir(cwd)
             .env("PATH", path_with_minehound())
+            .env("MINEHOUND_NO_CACHE", "true")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_AUTHOR_NAME", "t")
             .env("GIT_AUTHOR_EMAIL", "t@example.invalid")

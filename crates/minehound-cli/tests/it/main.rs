@@ -11,13 +11,18 @@ use minehound_testdata::{
 use predicates::prelude::*;
 use serde_json::Value;
 
+mod cache;
 mod gate;
 mod integrations;
 mod push;
 mod readme;
 
+/// The binary, with no layer cache unless a test asks for one: tests build
+/// images that reuse digests with different bytes on purpose.
 fn minehound() -> Command {
-    Command::cargo_bin("minehound").unwrap()
+    let mut cmd = Command::cargo_bin("minehound").unwrap();
+    cmd.env("MINEHOUND_NO_CACHE", "true");
+    cmd
 }
 
 fn demo_layout(dir: &Path) -> String {

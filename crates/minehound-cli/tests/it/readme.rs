@@ -71,6 +71,7 @@ fn readme_ci_examples_work_as_written() {
                         .args(["-c", command])
                         .current_dir(dir.path())
                         .env("PATH", &path)
+                        .env("MINEHOUND_NO_CACHE", "true")
                         .env_remove("MINEHOUND_FAIL_ON")
                         .env("XDG_CONFIG_HOME", dir.path().join("no-user-config"))
                         .output()

@@ -1,0 +1,146 @@
+//! The layer cache as a user meets it: `--cache-dir`, `--no-cache`, shared
+//! base layers, several processes at once, and damaged entries.
+
+use std::fs;
+use std::process::Stdio;
+
+use super::*;
+
+fn cached_scan(cache: &Path, target: &str, extra: &[&str], code: i32) -> Value {
+    let mut cmd = minehound();
+    cmd.env_remove("MINEHOUND_NO_CACHE")
+        .args(["scan", "-q", "-f", "json", "--cache-dir"])
+        .arg(cache)
+        .args(extra)
+        .arg(target);
+    json_of(&cmd.assert().code(code).get_output().stdout)
+}
+
+/// The demo's base layer under a new application layer.
+fn derived_layout(dir: &Path) -> String {
+    let demo = demo_image();
+    let image = ImageSpec {
+        layers: vec![
+            demo.layers[0].clone(),
+            Layer::gzip(
+                "COPY app /app",
+                vec![Entry::file("/app/run.sh", "#!/bin/sh\necho hi\n")],
+            ),
+        ],
+        ..demo
+    }
+    .build();
+    write_oci_layout(dir, &[(&image, None)]).unwrap();
+    format!("oci:{}", dir.display())
+}
+
+#[test]
+fn a_second_scan_reads_no_layer_and_shared_base_layers_are_scanned_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let demo = demo_layout(&dir.path().join("demo"));
+
+    let first = cached_scan(&cache, &demo, &[], 1);
+    assert_eq!(first["stats"]["layers_cached"], 0);
+    let again = cached_scan(&cache, &demo, &[], 1);
+    assert_eq!(again["stats"]["layers_cached"], 3);
+    assert_eq!(
+        again["findings"], first["findings"],
+        "same verdict from the cache"
+    );
+    assert_eq!(again["stats"]["files"], first["stats"]["files"]);
+
+    let derived = cached_scan(&cache, &derived_layout(&dir.path().join("derived")), &[], 0);
+    assert_eq!(
+        derived["stats"]["layers_cached"], 1,
+        "only the new layer is read"
+    );
+
+    // Another signature set or other limits: nothing from the cache applies.
+    let rules = dir.path().join("extra.yar");
+    fs::write(&rules, "rule never { condition: false }\n").unwrap();
+    let other = cached_scan(&cache, &demo, &["--rules", rules.to_str().unwrap()], 1);
+    assert_eq!(other["stats"]["layers_cached"], 0);
+    let other = cached_scan(&cache, &demo, &["--max-depth", "1"], 1);
+    assert_eq!(other["stats"]["layers_cached"], 0);
+
+    // --no-cache neither reads nor writes.
+    let fresh = dir.path().join("unused");
+    minehound()
+        .env_remove("MINEHOUND_NO_CACHE")
+        .args(["scan", "-q", "--no-cache", "--cache-dir"])
+        .arg(&fresh)
+        .arg(&demo)
+        .assert()
+        .code(1);
+    assert!(!fresh.exists());
+}
+
+#[test]
+fn processes_share_one_cache_and_a_damaged_cache_costs_only_a_rescan() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let demo = demo_layout(&dir.path().join("demo"));
+    let derived = derived_layout(&dir.path().join("derived"));
+
+    // Four scans at once, two per image, one cache.
+    let bin = assert_cmd::cargo::cargo_bin("minehound");
+    let children: Vec<_> = [&demo, &derived, &demo, &derived]
+        .iter()
+        .map(|target| {
+            std::process::Command::new(&bin)
+                .args(["scan", "-q", "-f", "json", "--cache-dir"])
+                .arg(&cache)
+                .arg(target)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (child, expected) in children.into_iter().zip([1, 0, 1, 0]) {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(expected));
+        json_of(&out.stdout);
+    }
+    assert_eq!(
+        cached_scan(&cache, &demo, &[], 1)["stats"]["layers_cached"],
+        3
+    );
+    assert_eq!(
+        cached_scan(&cache, &derived, &[], 0)["stats"]["layers_cached"],
+        2
+    );
+    let good = cached_scan(&cache, &demo, &[], 1);
+
+    // Damage every entry: the scan still succeeds, with the same verdict,
+    // and rewrites them.
+    let mut entries = Vec::new();
+    for fan_out in fs::read_dir(cache.join("layers-v1")).unwrap() {
+        for entry in fs::read_dir(fan_out.unwrap().path()).unwrap() {
+            entries.push(entry.unwrap().path());
+        }
+    }
+    assert!(entries.len() >= 4, "one entry per unique layer");
+    for (i, path) in entries.iter().enumerate() {
+        let mut bytes = fs::read(path).unwrap();
+        match i % 3 {
+            0 => bytes.truncate(bytes.len() / 2),
+            1 => {
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x20;
+            }
+            _ => bytes = b"not an entry".to_vec(),
+        }
+        fs::write(path, bytes).unwrap();
+    }
+    let after = cached_scan(&cache, &demo, &[], 1);
+    assert_eq!(after["findings"], good["findings"]);
+    assert_eq!(
+        after["stats"]["layers_cached"], 0,
+        "damaged entries are misses"
+    );
+    assert_eq!(
+        cached_scan(&cache, &demo, &[], 1)["stats"]["layers_cached"],
+        3
+    );
+}

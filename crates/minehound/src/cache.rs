@@ -1,0 +1,347 @@
+//! The layer cache: a layer's scan, kept by layer digest on disk, so a layer
+//! seen once costs nothing the next time, in this process or any other sharing
+//! the directory.
+//!
+//! An entry's key covers everything its verdict depends on: the layer's digest,
+//! the signature set's fingerprint (every rule and hash list text), the engine
+//! version and the limits. Entries carry their own SHA-256; one that does not
+//! check out, or does not decode, is a miss: the layer is scanned again and the
+//! entry rewritten. The cache can only save work, never change a verdict.
+//!
+//! Each entry is one file, written aside and renamed into place, so any number
+//! of processes can share a directory without locks and a crash leaves no
+//! half-written entry. (An embedded B-tree store was tried first; a damaged file
+//! made it panic, and a cache must never take the scanner down.)
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use minehound_detect::{Detection, Severity};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::layer::{FileFinding, LayerScan, SkippedFile};
+
+/// Subdirectory of the cache directory; a new entry format gets a new one.
+const ENTRIES: &str = "layers-v1";
+
+/// A layer cache in a directory. Cheap to share.
+#[derive(Debug)]
+pub struct LayerCache {
+    dir: PathBuf,
+}
+
+/// Why a cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use the layer cache at {path}: {source}")]
+pub struct CacheError {
+    /// The cache directory.
+    pub path: PathBuf,
+    /// What went wrong.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl LayerCache {
+    /// The default directory: `$XDG_CACHE_HOME/minehound`, else `~/.cache/minehound`.
+    pub fn default_dir() -> Option<PathBuf> {
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("minehound"))
+    }
+
+    /// Opens (or creates) the cache in `dir`, private to the user.
+    pub fn open(dir: &Path) -> Result<LayerCache, CacheError> {
+        let entries = dir.join(ENTRIES);
+        create_private_dir(&entries).map_err(|source| CacheError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(LayerCache { dir: entries })
+    }
+
+    /// The directory holding the entries.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        let hex = hex::encode(key.0);
+        self.dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The scan stored under `key`, if there is a sound one.
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<LayerScan> {
+        decode(&fs::read(self.entry_path(key)).ok()?)
+    }
+
+    /// Stores `scan` under `key`. A failure to store costs only a future rescan.
+    pub(crate) fn put(&self, key: &CacheKey, scan: &LayerScan) {
+        if let Ok(bytes) = encode(scan) {
+            let _ = self.put_bytes(key, &bytes);
+        }
+    }
+
+    fn put_bytes(&self, key: &CacheKey, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.entry_path(key);
+        let parent = path.parent().expect("entries sit in a fan-out directory");
+        create_private_dir(parent)?;
+        let mut staged = tempfile::NamedTempFile::new_in(parent)?;
+        staged.write_all(bytes)?;
+        staged.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Overwrites the entry for `key` with `bytes` (tests of damaged entries).
+    #[cfg(test)]
+    pub(crate) fn put_raw(&self, key: &CacheKey, bytes: &[u8]) {
+        self.put_bytes(key, bytes).unwrap();
+    }
+}
+
+/// What a layer's cached scan is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// The key of layer `digest` scanned under `settings` (signatures, engine, limits).
+    pub(crate) fn new(settings: &str, digest: &str) -> CacheKey {
+        let mut hash = Sha256::new();
+        hash.update(settings.as_bytes());
+        hash.update([0]);
+        hash.update(digest.as_bytes());
+        CacheKey(hash.finalize().into())
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    fs::create_dir_all(dir)
+}
+
+/// Stored form: SHA-256 of the JSON, then the JSON.
+fn encode(scan: &LayerScan) -> serde_json::Result<Vec<u8>> {
+    let json = serde_json::to_vec(&Stored::from(scan))?;
+    let mut out = Sha256::digest(&json).to_vec();
+    out.extend_from_slice(&json);
+    Ok(out)
+}
+
+fn decode(bytes: &[u8]) -> Option<LayerScan> {
+    let (sum, json) = bytes.split_at_checked(32)?;
+    if Sha256::digest(json).as_slice() != sum {
+        return None;
+    }
+    serde_json::from_slice::<Stored>(json).ok()?.into_scan()
+}
+
+/// [`LayerScan`] as stored: its own serde shape, so the library's types stay
+/// free to change without breaking old cache files (they just miss).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    digest: String,
+    diff_id: String,
+    compressed_bytes: u64,
+    uncompressed_bytes: u64,
+    files: u64,
+    files_scanned: u64,
+    elf_files: u64,
+    archives: u64,
+    findings: Vec<StoredFinding>,
+    skipped: Vec<(String, u64, String)>,
+    whiteouts: Vec<String>,
+    opaque_dirs: Vec<String>,
+    paths: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFinding {
+    path: String,
+    sha256: Option<String>,
+    size: u64,
+    detections: Vec<StoredDetection>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredDetection {
+    rule: String,
+    detector: String,
+    severity: Severity,
+    family: Option<String>,
+    description: String,
+}
+
+impl From<&LayerScan> for Stored {
+    fn from(s: &LayerScan) -> Stored {
+        let mut paths: Vec<String> = s.paths.iter().cloned().collect();
+        paths.sort();
+        Stored {
+            digest: s.digest.clone(),
+            diff_id: s.diff_id.clone(),
+            compressed_bytes: s.compressed_bytes,
+            uncompressed_bytes: s.uncompressed_bytes,
+            files: s.files,
+            files_scanned: s.files_scanned,
+            elf_files: s.elf_files,
+            archives: s.archives,
+            findings: s
+                .findings
+                .iter()
+                .map(|f| StoredFinding {
+                    path: f.path.clone(),
+                    sha256: f.sha256.clone(),
+                    size: f.size,
+                    detections: f
+                        .detections
+                        .iter()
+                        .map(|d| StoredDetection {
+                            rule: d.rule.clone(),
+                            detector: d.detector.to_string(),
+                            severity: d.severity,
+                            family: d.family.clone(),
+                            description: d.description.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            skipped: s
+                .skipped
+                .iter()
+                .map(|k| (k.path.clone(), k.size, k.reason.clone()))
+                .collect(),
+            whiteouts: s.whiteouts.clone(),
+            opaque_dirs: s.opaque_dirs.clone(),
+            paths,
+        }
+    }
+}
+
+impl Stored {
+    /// `None` when an entry names a detector this build does not know.
+    fn into_scan(self) -> Option<LayerScan> {
+        let mut findings = Vec::with_capacity(self.findings.len());
+        for f in self.findings {
+            let mut detections = Vec::with_capacity(f.detections.len());
+            for d in f.detections {
+                detections.push(Detection {
+                    rule: d.rule,
+                    detector: minehound_detect::DETECTORS
+                        .iter()
+                        .find(|known| **known == d.detector)?,
+                    severity: d.severity,
+                    family: d.family,
+                    description: d.description,
+                });
+            }
+            findings.push(FileFinding {
+                path: f.path,
+                sha256: f.sha256,
+                size: f.size,
+                detections,
+            });
+        }
+        Some(LayerScan {
+            digest: self.digest,
+            diff_id: self.diff_id,
+            compressed_bytes: self.compressed_bytes,
+            uncompressed_bytes: self.uncompressed_bytes,
+            files: self.files,
+            files_scanned: self.files_scanned,
+            elf_files: self.elf_files,
+            archives: self.archives,
+            findings,
+            skipped: self
+                .skipped
+                .into_iter()
+                .map(|(path, size, reason)| SkippedFile { path, size, reason })
+                .collect(),
+            whiteouts: self.whiteouts,
+            opaque_dirs: self.opaque_dirs,
+            paths: self.paths.into_iter().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> LayerScan {
+        LayerScan {
+            digest: "sha256:aa".into(),
+            diff_id: "sha256:bb".into(),
+            files: 2,
+            findings: vec![FileFinding {
+                path: "/usr/bin/xmrig".into(),
+                sha256: Some("cc".into()),
+                size: 9,
+                detections: vec![Detection {
+                    rule: "MH-XMRIG-ELF".into(),
+                    detector: "yara",
+                    severity: Severity::Critical,
+                    family: Some("xmrig".into()),
+                    description: "XMRig".into(),
+                }],
+            }],
+            paths: ["/usr/bin/xmrig".to_string()].into_iter().collect(),
+            ..LayerScan::default()
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_corrupt_ones_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(dir.path()).unwrap();
+        let key = CacheKey::new("settings", "sha256:aa");
+        assert!(cache.get(&key).is_none());
+        cache.put(&key, &sample());
+        let back = cache.get(&key).unwrap();
+        assert_eq!(back.findings, sample().findings);
+        assert_eq!(back.paths, sample().paths);
+        assert!(
+            cache
+                .get(&CacheKey::new("other settings", "sha256:aa"))
+                .is_none()
+        );
+
+        let mut bytes = encode(&sample()).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        cache.put_raw(&key, &bytes);
+        assert!(cache.get(&key).is_none(), "a flipped bit is a miss");
+        cache.put_raw(&key, b"short");
+        assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn the_cache_is_private_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&dir.path().join("c")).unwrap();
+        let key = CacheKey::new("s", "d");
+        cache.put(&key, &sample());
+        assert!(cache.get(&key).is_some());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for path in [
+                dir.path().join("c"),
+                cache.path().to_path_buf(),
+                cache.entry_path(&key),
+            ] {
+                let mode = fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o077, 0, "{} is private", path.display());
+            }
+        }
+    }
+}
