@@ -57,3 +57,6 @@ pub fn gzip_default(data: &[u8]) -> Vec<u8> {
     enc.write_all(data).expect("write to memory");
     enc.finish().expect("finish gzip")
 }
+
+mod e2e_image;
+pub use e2e_image::{LargeImage, large_image};

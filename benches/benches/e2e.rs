@@ -1,0 +1,202 @@
+//! End to end: a large image of this machine's ELF files (default 1.5 GiB in
+//! six gzip layers; `MINEHOUND_BENCH_MIB` changes it), scanned from an OCI
+//! layout, beside what a user sees and what a user would script today, all in
+//! one run so the ratios hold on a shared machine:
+//!
+//! - `gzip -dc` and `pigz -dc` of every layer blob, one after the other;
+//! - extract every layer with `tar` into a temp directory, then `yara -r` with
+//!   the same bundled rules (Debian's `yara`);
+//! - minehound cold (no cache), and again with a warm layer cache;
+//! - minehound's peak RSS.
+//!
+//! `cargo bench -p minehound-bench --bench e2e`
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use minehound::{LayerCache, ScanRequest, ScannerBuilder};
+use minehound_bench::{bench_mib, large_image};
+
+fn main() {
+    let mib = bench_mib(1536);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join(format!("target/minehound-bench/e2e-{mib}"));
+    let started = Instant::now();
+    let image = large_image(&dir, mib << 20, 6).expect("build the bench image");
+    let blob_bytes: u64 = image
+        .blobs
+        .iter()
+        .map(|b| fs::metadata(b).map_or(0, |m| m.len()))
+        .sum();
+    println!(
+        "image: {} ELF files, {} MiB in {} gzip layers ({} MiB compressed), at {} (ready in {:.0?})",
+        image.files,
+        image.file_bytes >> 20,
+        image.blobs.len(),
+        blob_bytes >> 20,
+        image.layout.display(),
+        started.elapsed()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("cores: {cores}");
+
+    let gzip = time_each(&image.blobs, |blob| {
+        sh(&format!("gzip -dc '{}' > /dev/null", blob.display()))
+    });
+    let pigz = has("pigz").then(|| {
+        time_each(&image.blobs, |blob| {
+            sh(&format!("pigz -dc '{}' > /dev/null", blob.display()))
+        })
+    });
+
+    let target = format!("oci:{}", image.layout.display());
+    let request = ScanRequest::new(target.parse().expect("oci target"), target.clone());
+    let scanner = ScannerBuilder::new().build().expect("scanner");
+    reset_peak_rss();
+    let rss_before = peak_rss_kib();
+    let t = Instant::now();
+    let report = scanner.scan(&request).expect("scan");
+    let cold = t.elapsed();
+    let cold_rss = peak_rss_kib();
+    println!(
+        "minehound: {} files ({} ELF), {} findings, {} skipped",
+        report.stats.files,
+        report.stats.elf_files,
+        report.findings.len(),
+        report.skipped.len()
+    );
+
+    let cache_dir = tempfile::tempdir().expect("temp dir");
+    let cached = ScannerBuilder::new()
+        .cache(LayerCache::open(cache_dir.path()).expect("cache"))
+        .build()
+        .expect("scanner");
+    let t = Instant::now();
+    cached.scan(&request).expect("scan");
+    let filling = t.elapsed();
+    let t = Instant::now();
+    let again = cached.scan(&request).expect("scan");
+    let warm = t.elapsed();
+    assert_eq!(again.stats.layers_cached, image.blobs.len() as u64);
+    assert_eq!(
+        again.findings, report.findings,
+        "the cache gives the same verdict"
+    );
+
+    let yara =
+        has("yara").then(|| extract_then_yara(&image.blobs, &root.join("signatures/yara"), cores));
+
+    let base = gzip.as_secs_f64();
+    let mib_s = |d: Duration| (image.file_bytes as f64 / (1 << 20) as f64) / d.as_secs_f64();
+    let row = |name: &str, d: Duration| {
+        println!(
+            "{name:<46} {:>8.2} s {:>8.0} MiB/s {:>7.2}x gzip -dc time",
+            d.as_secs_f64(),
+            mib_s(d),
+            d.as_secs_f64() / base
+        )
+    };
+    println!();
+    row("gzip -dc of every layer (baseline)", gzip);
+    if let Some(p) = pigz {
+        row("pigz -dc of every layer", p);
+    }
+    if let Some((extract, scan)) = yara {
+        row("tar -xzf every layer", extract);
+        row("yara -r on the extracted tree", scan);
+        row("extract + yara -r (what users script)", extract + scan);
+        println!(
+            "{:<46} {:>8.1}x faster than extract + yara -r",
+            "minehound cold vs extract + yara -r",
+            (extract + scan).as_secs_f64() / cold.as_secs_f64()
+        );
+    }
+    row("minehound, cold (no cache)", cold);
+    row("minehound, filling a layer cache", filling);
+    row("minehound, warm layer cache", warm);
+    println!(
+        "{:<46} {:>7.1} % of the cold scan",
+        "warm / cold",
+        100.0 * warm.as_secs_f64() / cold.as_secs_f64()
+    );
+    println!(
+        "{:<46} {:>8} MiB (process before the scan: {} MiB)",
+        "minehound peak RSS, cold scan",
+        cold_rss / 1024,
+        rss_before / 1024
+    );
+}
+
+fn sh(script: &str) {
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "{script} failed");
+}
+
+fn has(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        println!("({tool} not installed: apt-get install {tool})");
+    }
+    found
+}
+
+fn time_each(blobs: &[PathBuf], mut run: impl FnMut(&Path)) -> Duration {
+    let t = Instant::now();
+    for blob in blobs {
+        run(blob);
+    }
+    t.elapsed()
+}
+
+/// Extract every layer into one temp tree, then `yara -r` over it.
+fn extract_then_yara(blobs: &[PathBuf], rules: &Path, threads: usize) -> (Duration, Duration) {
+    let tree = tempfile::tempdir().expect("temp dir");
+    let extract = time_each(blobs, |blob| {
+        sh(&format!(
+            "tar -xzf '{}' -C '{}'",
+            blob.display(),
+            tree.path().display()
+        ))
+    });
+    let mut rule_files: Vec<PathBuf> = fs::read_dir(rules)
+        .expect("rules dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yar"))
+        .collect();
+    rule_files.sort();
+    let t = Instant::now();
+    let status = Command::new("yara")
+        .args(["-r", "-w", "-p", &threads.to_string()])
+        .args(&rule_files)
+        .arg(tree.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("yara");
+    assert!(status.success(), "yara failed");
+    (extract, t.elapsed())
+}
+
+/// Resets this process's peak RSS (Linux: `clear_refs` 5).
+fn reset_peak_rss() {
+    let _ = fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
