@@ -18,9 +18,15 @@ target="${MINEHOUND_TARGET:?set MINEHOUND_TARGET to the image to scan}"
 sarif="${MINEHOUND_SARIF_FILE:-minehound.sarif}"
 json="${MINEHOUND_JSON_FILE:-minehound.json}"
 bin="${MINEHOUND_BIN:-minehound}"
+case "$sarif$json" in
+    *$'\n'* | *$'\r'*)
+        echo "minehound: report file names must not contain line breaks" >&2
+        exit 2
+        ;;
+esac
 
 # One scan: a table for the log, SARIF and JSON files for upload and artifacts.
-"$bin" scan --no-progress --format table --report "sarif=$sarif" --report "json=$json" "$target"
+"$bin" scan --no-progress --format table --report "sarif=$sarif" --report "json=$json" -- "$target"
 code=$?
 
 if [ -n "${GITHUB_OUTPUT:-}" ]; then

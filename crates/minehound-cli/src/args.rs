@@ -24,6 +24,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "MINEHOUND_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Read no config file, so only flags, environment and defaults count (for CI
+    /// gates that must not be loosened by a file in the repository).
+    #[arg(long, global = true, conflicts_with = "config", env = "MINEHOUND_NO_CONFIG", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_config: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -94,12 +99,7 @@ pub struct PushArgs {
 #[derive(Debug, Args)]
 pub struct ScanOptions {
     /// Platform to scan in a multi-platform image (default: the host's).
-    #[arg(
-        long,
-        value_name = "OS/ARCH[/VARIANT]",
-        conflicts_with = "all_platforms",
-        env = "MINEHOUND_PLATFORM"
-    )]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", env = "MINEHOUND_PLATFORM")]
     pub platform: Option<String>,
 
     /// Scan every platform of a multi-platform image.
@@ -126,22 +126,14 @@ pub struct ScanOptions {
     #[arg(long, value_name = "FILE", env = "MINEHOUND_ALLOWLIST")]
     pub allowlist: Option<PathBuf>,
 
-    /// Add YARA rules: a .yar/.yara file or a directory of them (repeatable).
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "MINEHOUND_RULES",
-        value_delimiter = ','
-    )]
+    /// Add YARA rules: a .yar/.yara file or a directory of them (repeatable; the
+    /// environment variable holds one).
+    #[arg(long, value_name = "PATH", env = "MINEHOUND_RULES")]
     pub rules: Vec<PathBuf>,
 
-    /// Add a SHA-256 list: TSV with sha256, family, severity, name, source (repeatable).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "MINEHOUND_HASHES",
-        value_delimiter = ','
-    )]
+    /// Add a SHA-256 list: TSV with sha256, family, severity, name, source (repeatable;
+    /// the environment variable holds one).
+    #[arg(long, value_name = "FILE", env = "MINEHOUND_HASHES")]
     pub hashes: Vec<PathBuf>,
 
     /// Do not use the bundled rules and hashes.
@@ -177,13 +169,9 @@ pub struct ScanOptions {
     )]
     pub insecure_registry: Vec<String>,
 
-    /// Trust this CA certificate (PEM) for registry TLS (repeatable).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "MINEHOUND_CA_FILE",
-        value_delimiter = ','
-    )]
+    /// Trust this CA certificate (PEM) for registry TLS (repeatable; the environment
+    /// variable holds one).
+    #[arg(long, value_name = "FILE", env = "MINEHOUND_CA_FILE")]
     pub ca_file: Vec<PathBuf>,
 
     /// Layer cache directory (default: $XDG_CACHE_HOME/minehound, else ~/.cache/minehound).

@@ -72,6 +72,7 @@ pub fn find(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
         return Ok(Some(project));
     }
     let user_dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
     Ok(user_dir

@@ -9,13 +9,17 @@ use clap::CommandFactory;
 use minehound::{PlatformChoice, PushOutcome, Report, SignaturesBuilder, render};
 
 use crate::args::{Cli, Command, Format, PushArgs, RulesCommand};
-use crate::settings::ScanSettings;
+use crate::settings::{ConfigChoice, ScanSettings};
 
 /// Exit code when a finding is at or above `--fail-on`.
 const EXIT_FINDINGS: u8 = 1;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let config = cli.config.as_deref();
+    let config = if cli.no_config {
+        ConfigChoice::Skip
+    } else {
+        ConfigChoice::Find(cli.config.as_deref())
+    };
     match cli.command {
         Command::Scan(args) => scan(ScanSettings::resolve(args.target, args.options, config)?),
         Command::Push(args) => push(*args, config),
@@ -43,11 +47,16 @@ fn scan(mut settings: ScanSettings) -> Result<ExitCode> {
     if !settings.quiet && (settings.output.is_some() || settings.format != Format::Table) {
         eprintln!("{}", verdict_line(&report, settings.fail_on, fails));
     }
+    if !settings.quiet
+        && let Some(path) = &settings.config_used
+    {
+        eprintln!("minehound: settings from {}", path.display());
+    }
     Ok(exit_code(fails))
 }
 
 /// The pre-push gate: scan SOURCE, push it to DESTINATION only if it passes.
-fn push(args: PushArgs, config: Option<&std::path::Path>) -> Result<ExitCode> {
+fn push(args: PushArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     let platform_given = args.options.platform.is_some();
     let mut settings = ScanSettings::resolve(args.source, args.options, config)?;
     // What is pushed is every platform, unless the user picked one.
@@ -58,7 +67,10 @@ fn push(args: PushArgs, config: Option<&std::path::Path>) -> Result<ExitCode> {
         .take_builder()
         .build()
         .context("cannot prepare the scanner")?;
+    // Credentials given for the push go to the destination only: a registry
+    // source is read with what the config files hold for it.
     let destination_registry = settings.request.registry.clone();
+    settings.request.registry.credentials = None;
     let fail_on = settings.fail_on;
     let outcome = scanner
         .scan_and_push(

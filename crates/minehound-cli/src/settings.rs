@@ -12,6 +12,15 @@ use minehound::{
 use crate::args::{FailOn, Format, ScanOptions};
 use crate::config;
 
+/// Whether to read a config file: find one (this one, if given) or none.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigChoice<'a> {
+    /// `--config FILE`, else the project's, else the user's.
+    Find(Option<&'a Path>),
+    /// `--no-config`.
+    Skip,
+}
+
 /// The allowlist picked up from the current directory when none is named.
 const PROJECT_ALLOWLIST: &[&str] = &[".minehound.yaml", ".minehound.yml"];
 
@@ -27,6 +36,8 @@ pub struct ScanSettings {
     pub fail_on: Severity,
     pub quiet: bool,
     pub allowlist: Option<Allowlist>,
+    /// The config file that was read, if any (named in the verdict line).
+    pub config_used: Option<PathBuf>,
 }
 
 impl ScanSettings {
@@ -40,10 +51,38 @@ impl ScanSettings {
     pub fn resolve(
         target_name: String,
         mut args: ScanOptions,
-        config_file: Option<&Path>,
+        config: ConfigChoice<'_>,
     ) -> Result<Self> {
-        if let Some(path) = config::find(config_file)? {
+        // --platform and --all-platforms are one setting: the higher source wins.
+        match (&args.platform, args.all_platforms) {
+            (Some(_), Some(true)) => {
+                anyhow::bail!("--platform and --all-platforms exclude each other")
+            }
+            (Some(_), None) => args.all_platforms = Some(false),
+            (None, Some(_)) => args.platform = Some(String::new()),
+            _ => {}
+        }
+        let mut config_used = None;
+        if let ConfigChoice::Find(explicit) = config
+            && let Some(path) = config::find(explicit)?
+        {
             config::load(&path)?.fill(&mut args, &path)?;
+            config_used = Some(path);
+        }
+        if args.platform.as_deref() == Some("") {
+            args.platform = None;
+        }
+        if args.no_default_signatures == Some(true)
+            && args.rules.is_empty()
+            && args.hashes.is_empty()
+        {
+            anyhow::bail!(
+                "no signatures: --no-default-signatures needs --rules or --hashes{}",
+                config_used
+                    .as_ref()
+                    .map(|p| format!(" (no-default-signatures came from {})", p.display()))
+                    .unwrap_or_default()
+            );
         }
         let target: Target = target_name.parse()?;
         let platform = if args.all_platforms.unwrap_or(false) {
@@ -138,6 +177,7 @@ impl ScanSettings {
             fail_on,
             quiet,
             allowlist: load_allowlist(args.allowlist)?,
+            config_used,
         })
     }
 }

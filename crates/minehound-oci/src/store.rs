@@ -20,6 +20,13 @@ pub trait BlobStore: Send + Sync {
     /// Reads a top-level file such as `index.json` or `manifest.json`, if present.
     fn read_member(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, Error>;
 
+    /// Whether the store itself guarantees that a blob's bytes match its
+    /// digest (a registry checks every upload), so a layer result known by
+    /// digest needs no read. Local files can be edited: not by default.
+    fn content_addressed(&self) -> bool {
+        false
+    }
+
     /// Reads a manifest or index by digest. Registries serve these from another
     /// endpoint than blobs; everywhere else they are blobs.
     fn read_manifest(&self, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {

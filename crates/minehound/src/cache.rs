@@ -53,13 +53,19 @@ impl LayerCache {
             .map(|d| d.join("minehound"))
     }
 
-    /// Opens (or creates) the cache in `dir`, private to the user.
+    /// Opens (or creates) the cache in `dir`, private to the user. A
+    /// directory another user owns or may write is refused: whoever can write
+    /// the cache decides the verdicts it serves.
     pub fn open(dir: &Path) -> Result<LayerCache, CacheError> {
         let entries = dir.join(ENTRIES);
-        create_private_dir(&entries).map_err(|source| CacheError {
+        let fail = |source| CacheError {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        create_private_dir(&entries).map_err(fail)?;
+        for d in [dir, entries.as_path()] {
+            check_private(d).map_err(fail)?;
+        }
         Ok(LayerCache { dir: entries })
     }
 
@@ -115,6 +121,31 @@ impl CacheKey {
         hash.update(digest.as_bytes());
         CacheKey(hash.finalize().into())
     }
+}
+
+/// Fails unless `dir` belongs to this process's user and no one else may write it.
+fn check_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(dir)?;
+        // /proc/self belongs to the process's user.
+        if let Ok(me) = fs::metadata("/proc/self")
+            && me.uid() != meta.uid()
+        {
+            return Err(std::io::Error::other(format!(
+                "{} belongs to another user",
+                dir.display()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} may be written by other users",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -322,6 +353,18 @@ mod tests {
         assert!(cache.get(&key).is_none(), "a flipped bit is a miss");
         cache.put_raw(&key, b"short");
         assert!(cache.get(&key).is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = LayerCache::open(&shared).unwrap_err();
+        assert!(err.to_string().contains("other users"), "{err}");
     }
 
     #[test]

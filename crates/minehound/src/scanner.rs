@@ -95,9 +95,15 @@ impl ScannerBuilder {
             .build()
             .map_err(|source| Error::Workers { jobs, source })?;
         let l = &self.limits;
-        // Everything besides the layer's bytes that a layer's result depends on.
+        // Everything besides the layer's bytes that a layer's result depends
+        // on: the engine (this very build, so a fix or a dependency update
+        // never serves an old verdict), the signatures, the limits.
+        let engine = match &self.cache {
+            Some(_) => build_id(),
+            None => String::new(),
+        };
         let cache_settings = format!(
-            "minehound {}; signatures {}; limits {} {} {} {}",
+            "minehound {} {engine}; signatures {}; limits {} {} {} {}",
             env!("CARGO_PKG_VERSION"),
             signatures.fingerprint(),
             l.max_file_size,
@@ -333,19 +339,43 @@ impl Scanner {
             }
         }
         // Layers the cache knows cost nothing; the rest are read and scanned.
-        let mut results = Vec::new();
+        let mut hits = Vec::new();
         let mut to_scan = Vec::new();
         for layer in unique {
-            let key = self.cache_key(layer);
+            let key = self.cache_key(layer, store.content_addressed());
             match key
                 .as_ref()
                 .zip(self.cache.as_ref())
                 .and_then(|(k, c)| c.get(k))
             {
-                Some(scan) => results.push((layer.location.clone(), Ok(Arc::new(scan)))),
+                Some(scan) => hits.push((layer, key, scan)),
                 None => to_scan.push((layer, key)),
             }
         }
+        // A local blob can be edited after it was cached: its bytes must still
+        // hash to its digest (a hash, not a scan) before the result counts.
+        if !store.content_addressed() {
+            let checked: Vec<_> = self.pool.install(|| {
+                hits.into_par_iter()
+                    .map(|(layer, key, scan)| {
+                        let intact = blob_matches(store, layer);
+                        (layer, key, scan, intact)
+                    })
+                    .collect()
+            });
+            hits = Vec::new();
+            for (layer, key, scan, intact) in checked {
+                if intact {
+                    hits.push((layer, key, scan));
+                } else {
+                    to_scan.push((layer, key));
+                }
+            }
+        }
+        let mut results: Vec<_> = hits
+            .into_iter()
+            .map(|(layer, _, scan)| (layer.location.clone(), Ok(Arc::new(scan))))
+            .collect();
         let cached = results.len() as u64;
         let limits = &self.limits;
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
@@ -384,11 +414,16 @@ impl Scanner {
         })
     }
 
-    /// A layer's cache key: by blob digest, or by diff id for layers that
-    /// have no blob digest (classic `docker save`); none without either.
-    fn cache_key(&self, layer: &Layer) -> Option<CacheKey> {
+    /// A layer's cache key: by blob digest; from a registry also by diff id
+    /// for layers without one. Local layers without a blob digest are not
+    /// cached: checking them would cost a full decompression.
+    fn cache_key(&self, layer: &Layer, content_addressed: bool) -> Option<CacheKey> {
         self.cache.as_ref()?;
-        let digest = layer.digest.as_ref().or(layer.diff_id.as_ref())?;
+        let digest = match (&layer.digest, &layer.diff_id) {
+            (Some(digest), _) => digest,
+            (None, Some(diff_id)) if content_addressed => diff_id,
+            _ => return None,
+        };
         Some(CacheKey::new(&self.cache_settings, digest))
     }
 
@@ -433,6 +468,29 @@ impl Scanner {
             take_shared(&mut done, &key)
         })
     }
+}
+
+/// SHA-256 of the running executable: changes with any change to the code
+/// or its dependencies. Empty if the executable cannot be read.
+fn build_id() -> String {
+    std::env::current_exe()
+        .and_then(std::fs::File::open)
+        .and_then(|exe| minehound_unpack::HashingReader::new(exe).finish())
+        .map(|(digest, _)| digest)
+        .unwrap_or_default()
+}
+
+/// Whether a layer's stored bytes still hash to its blob digest.
+fn blob_matches(store: &dyn BlobStore, layer: &Layer) -> bool {
+    let Some(expected) = &layer.digest else {
+        return false;
+    };
+    let Ok(blob) = store.open(&layer.location) else {
+        return false;
+    };
+    minehound_unpack::HashingReader::new(blob)
+        .finish()
+        .is_ok_and(|(digest, _)| digest == *expected)
 }
 
 /// Pairs every layer of every image with its scan.

@@ -64,6 +64,28 @@ fn a_second_scan_reads_no_layer_and_shared_base_layers_are_scanned_once() {
     let other = cached_scan(&cache, &demo, &["--max-depth", "1"], 1);
     assert_eq!(other["stats"]["layers_cached"], 0);
 
+    // A local blob edited after it was cached is read, and caught.
+    let blob = dir.path().join("demo/blobs/sha256").join(
+        first["images"][0]["layers"][1]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let mut bytes = fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&blob, &bytes).unwrap();
+    minehound()
+        .env_remove("MINEHOUND_NO_CACHE")
+        .args(["scan", "-q", "--cache-dir"])
+        .arg(&cache)
+        .arg(&demo)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("layer 1"));
+    bytes[last] ^= 0xff;
+    fs::write(&blob, &bytes).unwrap();
+
     // --no-cache neither reads nor writes.
     let fresh = dir.path().join("unused");
     minehound()

@@ -172,6 +172,11 @@ fn flags_env_and_config_file_take_precedence_in_that_order() {
     .unwrap();
     assert_eq!(run(&[], &[]), 0, "config file raises the gate");
     assert_eq!(
+        run(&[("MINEHOUND_NO_CONFIG", "1")], &[]),
+        1,
+        "a gate can ignore the file"
+    );
+    assert_eq!(
         run(&[("MINEHOUND_FAIL_ON", "high")], &[]),
         1,
         "env beats config"
@@ -205,15 +210,32 @@ fn flags_env_and_config_file_take_precedence_in_that_order() {
         "user config applies"
     );
 
-    // Switches turn off from the environment what a file turned on.
+    // Switches turn off from the environment what a file turned on; a scan
+    // with no signatures at all is refused, not passed.
     fs::write(
         dir.path().join("minehound.toml"),
         "no-default-signatures = true\n",
     )
     .unwrap();
-    assert_eq!(run(&[], &[]), 0, "no signatures, no findings");
+    assert_eq!(run(&[], &[]), 2, "no signatures is no verdict");
     assert_eq!(run(&[("MINEHOUND_NO_DEFAULT_SIGNATURES", "false")], &[]), 1);
     assert_eq!(run(&[], &["--no-default-signatures=false"]), 1);
+
+    // --platform on the command line beats all-platforms from the file; both
+    // on one level is an error.
+    fs::write(dir.path().join("minehound.toml"), "all-platforms = true\n").unwrap();
+    assert_eq!(run(&[], &["--platform", "linux/amd64"]), 1);
+    assert_eq!(
+        run(&[], &["--platform", "linux/amd64", "--all-platforms"]),
+        2
+    );
+    assert_eq!(
+        run(
+            &[("MINEHOUND_PLATFORM", "linux/amd64")],
+            &["--all-platforms=false"]
+        ),
+        1
+    );
 }
 
 #[test]
@@ -272,6 +294,19 @@ fn sarif_passes_the_github_validator_and_marks_suppressions() {
 
     let verdict = validate_sarif(&sarif).unwrap();
     assert!(verdict.errors.is_empty(), "{:#?}", verdict.errors);
+    // The validator does apply GitHub's rules: a log without rule metadata fails.
+    let mut bare = doc.clone();
+    bare["runs"][0]["tool"]["driver"]
+        .as_object_mut()
+        .unwrap()
+        .remove("rules");
+    let bare_file = dir.path().join("bare.sarif");
+    fs::write(&bare_file, serde_json::to_vec(&bare).unwrap()).unwrap();
+    let bare_verdict = validate_sarif(&bare_file).unwrap();
+    assert!(
+        bare_verdict.errors.iter().any(|e| e.contains("GH1018")),
+        "{bare_verdict:#?}"
+    );
     // The only warning left is the missing project home page (informationUri).
     assert!(
         verdict.warnings.iter().all(|w| w.contains("SARIF2005")),

@@ -158,6 +158,7 @@ fn github_action_writes_sarif_and_gates_the_job() {
             "MINEHOUND_SARIF_FILE",
             "MINEHOUND_JSON_FILE",
             "MINEHOUND_DEFER_EXIT",
+            "MINEHOUND_USE_CONFIG",
             "MINEHOUND_PASSWORD",
         ];
         assert!(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use minehound_testdata::registry::{Auth, RegistryProcess, generate_tls, htpasswd_file};
+use minehound_testdata::registry::{Auth, RegistryProcess, base64, generate_tls, htpasswd_file};
 use minehound_testdata::{BuiltImage, Platform, write_oci_layout_multi_platform};
 
 use super::*;
@@ -186,13 +186,18 @@ fn push_authenticates_over_tls_and_fails_cleanly_on_bad_credentials() {
             .env_remove("REGISTRY_AUTH_FILE");
         cmd
     };
-    let out = push("wrong").assert().code(2).get_output().clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("push of"), "{stderr}");
-    assert!(
-        !stderr.contains("wrong"),
-        "the password is never printed: {stderr}"
+    let wrong = "Wr0ng-Pa55word-7c1e";
+    let out = push(wrong).assert().code(2).get_output().clone();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert!(printed.contains("push of"), "{printed}");
+    let basic = base64(format!("ci:{wrong}").as_bytes(), false);
+    for secret in [wrong, basic.as_str()] {
+        assert!(!printed.contains(secret), "a secret was printed: {printed}");
+    }
     assert!(!repository_exists(dir.path(), "team/secure"));
 
     push("s3cret-push").assert().code(0);

@@ -223,6 +223,10 @@ impl RegistryStore {
 }
 
 impl BlobStore for RegistryStore {
+    fn content_addressed(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         format!(
             "{}/{}",

@@ -182,15 +182,30 @@ impl Pusher {
 
         let mut layers = Vec::with_capacity(image.layers.len());
         for layer in &image.layers {
-            // A classic `docker save` layer has no blob digest: it is the
-            // uncompressed tar, so its digest must be its diff id.
-            let digest = layer.digest.clone().or_else(|| layer.diff_id.clone());
-            let size = match &digest {
-                Some(d) if self.exists(d)? => layer.size.unwrap_or(0),
-                _ => self.upload(store, &layer.location, digest.as_deref())?,
+            let (digest, size, media_type) = match (&layer.digest, layer.size) {
+                (Some(digest), Some(size)) if self.exists(digest)? => {
+                    (digest.clone(), size, layer.media_type.clone())
+                }
+                (Some(digest), _) => {
+                    let (_, size) = self.upload(store, &layer.location, Some(digest))?;
+                    (digest.clone(), size, layer.media_type.clone())
+                }
+                // A `docker save` layer: no blob digest and no size. A plain
+                // tar's digest is its diff id; a compressed one's is computed
+                // on the way up. Either way it is uploaded (the registry
+                // keeps one copy) so its size is known.
+                (None, _) => {
+                    let media_type = sniff_layer_type(store, &layer.location)?;
+                    let expected = match media_type {
+                        OCI_LAYER_TAR => layer.diff_id.as_deref(),
+                        _ => None,
+                    };
+                    let (digest, size) = self.upload(store, &layer.location, expected)?;
+                    (digest, size, Some(media_type.to_string()))
+                }
             };
             layers.push(json!({
-                "mediaType": layer.media_type.as_deref().unwrap_or(OCI_LAYER_TAR),
+                "mediaType": media_type.as_deref().unwrap_or(OCI_LAYER_TAR),
                 "digest": digest,
                 "size": size,
             }));
@@ -238,14 +253,14 @@ impl Pusher {
     }
 
     /// Streams one blob from the store to the registry, which checks its
-    /// digest; returns its size. Without a digest, the digest is computed on
-    /// the way and the registry told it at the end.
+    /// digest; returns its digest and size. Without an expected digest, the
+    /// digest is computed on the way and the registry told it at the end.
     fn upload(
         &mut self,
         store: &dyn BlobStore,
         location: &BlobLocation,
         expected: Option<&str>,
-    ) -> Result<u64, Error> {
+    ) -> Result<(String, u64), Error> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, OciDistributionError>>(2);
         let what = format!("uploading blob {}", expected.unwrap_or("(layer)"));
         let (read, sent) = std::thread::scope(|scope| {
@@ -300,10 +315,10 @@ impl Pusher {
                 });
             }
         };
-        sent.map_err(|e| self.error(what, e))?;
+        let digest = sent.map_err(|e| self.error(what, e))?;
         self.pushed.blobs_uploaded += 1;
         self.pushed.bytes_uploaded += size;
-        Ok(size)
+        Ok((digest, size))
     }
 
     fn put_manifest(
@@ -324,6 +339,20 @@ impl Pusher {
         self.pushed.digest = digest;
         Ok(())
     }
+}
+
+/// The media type of a layer blob that has none, by its first bytes.
+fn sniff_layer_type(store: &dyn BlobStore, location: &BlobLocation) -> Result<&'static str, Error> {
+    let mut head = [0u8; 4];
+    let n = read_full(&mut store.open(location)?, &mut head).map_err(|source| Error::Io {
+        path: format!("{}/{location:?}", store.name()).into(),
+        source,
+    })?;
+    Ok(match &head[..n] {
+        [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
+        [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
+        _ => OCI_LAYER_TAR,
+    })
 }
 
 /// Fills `buf` unless the input ends first; returns the bytes read.

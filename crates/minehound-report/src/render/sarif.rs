@@ -16,9 +16,14 @@ const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 /// The report as SARIF 2.1.0.
 pub fn sarif(report: &Report) -> serde_json::Result<String> {
+    // A rule's metadata from its most severe finding: a hash list rule's
+    // severity varies by entry, and the rule must claim the worst.
     let mut rules: BTreeMap<&str, &Finding> = BTreeMap::new();
     for finding in &report.findings {
-        rules.entry(&finding.rule).or_insert(finding);
+        let entry = rules.entry(&finding.rule).or_insert(finding);
+        if finding.severity > entry.severity {
+            *entry = finding;
+        }
     }
     let rule_index: BTreeMap<&str, usize> =
         rules.keys().enumerate().map(|(i, id)| (*id, i)).collect();
@@ -38,7 +43,6 @@ pub fn sarif(report: &Report) -> serde_json::Result<String> {
                     },
                 }
             },
-            "automationDetails": { "id": format!("minehound/{}/", report.target) },
             "invocations": [{
                 "executionSuccessful": true,
                 "toolExecutionNotifications": report.skipped.iter().map(|s| json!({
@@ -137,7 +141,7 @@ fn result(f: &Finding, rule_index: usize) -> Value {
             "kind": "external",
             "status": "accepted",
             "justification": s.reason,
-            "location": { "physicalLocation": { "artifactLocation": { "uri": s.entry.rsplit_once(':').map_or(s.entry.as_str(), |(file, _)| file) } } },
+            "location": { "physicalLocation": { "artifactLocation": { "uri": file_uri(s.entry.rsplit_once(':').map_or(s.entry.as_str(), |(file, _)| file)) } } },
             "properties": { "entry": s.entry, "expires": s.expires },
         }]);
     }
@@ -161,7 +165,7 @@ fn location(
     json!({
         "physicalLocation": {
             "artifactLocation": { "uri": uri_of(path) },
-            "region": { "byteOffset": 0, "byteLength": size },
+            "region": { "startLine": 1, "byteOffset": 0, "byteLength": size },
         },
         "logicalLocations": [{
             "name": name,
@@ -184,6 +188,16 @@ fn uri_of(path: &str) -> String {
         }
     }
     if out.is_empty() { ".".into() } else { out }
+}
+
+/// A file on this machine (the allowlist) as a URI: absolute paths as
+/// `file:///…`, relative ones as relative references.
+fn file_uri(path: &str) -> String {
+    if path.starts_with('/') {
+        format!("file:///{}", uri_of(path))
+    } else {
+        uri_of(path)
+    }
 }
 
 /// `critical`/`high` block a merge, `medium` warns, the rest is a note.
@@ -238,6 +252,11 @@ mod tests {
         assert_eq!(uri_of("/usr/bin/xmrig"), "usr/bin/xmrig");
         assert_eq!(uri_of("/opt/a b/x.tar.gz!/c"), "opt/a%20b/x.tar.gz%21/c");
         assert_eq!(uri_of("/é"), "%C3%A9");
+        assert_eq!(
+            file_uri("/ci/allow list.yaml"),
+            "file:///ci/allow%20list.yaml"
+        );
+        assert_eq!(file_uri(".minehound.yaml"), ".minehound.yaml");
     }
 
     #[test]
