@@ -91,6 +91,15 @@ fn push(args: PushArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     let (report, pushed) = match outcome {
         PushOutcome::Refused(report) => (report, None),
         PushOutcome::Pushed(report, pushed) => (report, Some(pushed)),
+        PushOutcome::Failed(report, err) => {
+            // The verdict is still worth keeping (CI uploads it); then the error.
+            emit(&settings, &report)?;
+            return Err(anyhow::Error::new(err).context(format!(
+                "push of {} to {} failed after the scan passed",
+                settings.request.target_name, args.destination
+            )));
+        }
+        _ => anyhow::bail!("unknown push outcome"),
     };
     emit(&settings, &report)?;
     match pushed {

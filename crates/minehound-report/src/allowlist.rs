@@ -14,7 +14,8 @@
 //!
 //! An entry names one or more of `rule`, `sha256` and `path` (a glob: `*` stays
 //! inside one directory, `**` crosses them); a finding is covered when every
-//! field the entry names matches. Suppressed findings stay in the report,
+//! field the entry names matches. A `path` alone never covers a critical
+//! finding: that takes the `rule` or the `sha256`. Suppressed findings stay in the report,
 //! marked, and no longer count for the gate. An entry past its `expires` date
 //! suppresses nothing, and the report says so.
 
@@ -25,7 +26,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::{AllowlistSummary, ExpiredEntry, Report, Suppression};
+use crate::{AllowlistSummary, ExpiredEntry, Report, Severity, Suppression};
 
 /// A parsed allowlist file.
 #[derive(Debug, Clone)]
@@ -164,7 +165,11 @@ impl Allowlist {
             .filter(|f| f.suppression.is_none())
         {
             let covering = self.entries.iter().find(|entry| {
-                entry.expires.is_none_or(|d| d >= today)
+                // A path alone never excuses a critical finding: replacing
+                // the allowed file with a miner must not go unnoticed.
+                let path_only = entry.rule.is_none() && entry.sha256.is_none();
+                !(path_only && finding.severity == Severity::Critical)
+                    && entry.expires.is_none_or(|d| d >= today)
                     && entry.rule.as_ref().is_none_or(|r| r == &finding.rule)
                     && entry
                         .sha256
@@ -335,7 +340,9 @@ mod tests {
              \x20   reason: reviewed config\n\
              \x20 - rule: MH-XMRIG-ELF\n\
              \x20   path: /opt/**\n\
-             \x20   reason: does not match /usr/bin\n",
+             \x20   reason: does not match /usr/bin\n\
+             \x20 - path: /usr/bin/*\n\
+             \x20   reason: a path alone does not excuse a critical finding\n",
         )
         .unwrap();
         let mut r = report();

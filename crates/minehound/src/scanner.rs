@@ -250,8 +250,12 @@ impl Scanner {
         if !gate(&mut report) {
             return Ok(PushOutcome::Refused(report));
         }
-        let pushed = minehound_oci::push_images(store.as_ref(), &images, destination, registry)?;
-        Ok(PushOutcome::Pushed(report, pushed))
+        Ok(
+            match minehound_oci::push_images(store.as_ref(), &images, destination, registry) {
+                Ok(pushed) => PushOutcome::Pushed(report, pushed),
+                Err(err) => PushOutcome::Failed(report, err.into()),
+            },
+        )
     }
 
     fn scan_opened(&self, request: &ScanRequest, opened: Opened) -> Result<Report, Error> {
@@ -569,9 +573,12 @@ fn take_shared(
 
 /// What [`Scanner::scan_and_push`] did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum PushOutcome {
     /// The gate refused the image; nothing was pushed.
     Refused(Report),
     /// The gate passed and the image was pushed.
     Pushed(Report, Pushed),
+    /// The gate passed but the push failed (part of it may have arrived).
+    Failed(Report, Error),
 }
