@@ -137,8 +137,9 @@ rule MH_MONERO_WALLET
     meta:
         id = "MH-MONERO-WALLET"
         family = "monero-wallet"
-        severity = "medium"
-        description = "A Monero standard (95 characters), integrated (106 characters) or subaddress (95 characters, starts with 8) in a text file that also names a mining pool or miner: a stratum URL, a pool host:port, or a miner's user/wallet option holding the address."
+        severity = "high"
+        confirm = "monero-address"
+        description = "A Monero standard (95 characters), integrated (106 characters) or subaddress (95 characters, starts with 8) that decodes (base58 blocks, network byte, Keccak checksum) in a file that also names a mining pool or miner: a stratum URL, a pool host:port, or a miner's user/wallet option holding the address."
         why = "A wallet address next to a pool is where a miner's earnings go; it ties a config, script or environment file to a mining payout even when no miner is present."
         example = "pool: pool.supportxmr.com:443  wallet: 44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A"
         reference = "https://docs.getmonero.org/public-address/standard-address/"

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::{Error, FileKind, Severity, Signatures, elf};
+use crate::{Confirm, Error, FileKind, Severity, Signatures, elf, monero};
 
 /// One rule that matched one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,13 +74,23 @@ impl<'s> Detector<'s> {
         let results = self.scanner.scan(data).map_err(Error::Scan)?;
         for rule in results.matching_rules() {
             let detection = match self.signatures.info(rule.namespace(), rule.identifier()) {
-                Some(info) => Detection {
-                    rule: info.id.clone(),
-                    detector: "yara",
-                    severity: info.severity,
-                    family: info.family.clone(),
-                    description: info.description.clone(),
-                },
+                Some(info) => {
+                    let mut description = info.description.clone();
+                    if let Some(check) = info.confirm {
+                        match confirmed(check, &rule) {
+                            Some(what) => description = format!("{description} Found: {what}."),
+                            // An unconfirmed candidate is no finding.
+                            None => continue,
+                        }
+                    }
+                    Detection {
+                        rule: info.id.clone(),
+                        detector: "yara",
+                        severity: info.severity,
+                        family: info.family.clone(),
+                        description,
+                    }
+                }
                 None => Detection {
                     rule: rule.identifier().to_string(),
                     detector: "yara",
@@ -95,6 +105,21 @@ impl<'s> Detector<'s> {
     }
 }
 
+/// What a confirmed match found, or `None` when no candidate passes the check.
+fn confirmed(check: Confirm, rule: &yara_x::Rule<'_, '_>) -> Option<String> {
+    match check {
+        Confirm::MoneroAddress => rule
+            .patterns()
+            .filter(|p| p.identifier().starts_with("$addr"))
+            .flat_map(|p| p.matches())
+            .find_map(|m| {
+                let text = std::str::from_utf8(m.data()).ok()?;
+                let address = monero::parse_address(text)?;
+                Some(format!("{address} {text}"))
+            }),
+    }
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -103,4 +128,40 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// SHA-256 of `data` as lower-case hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SignaturesBuilder;
+
+    const GENERAL_FUND: &str = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+
+    fn rules_matching(text: &str) -> Vec<String> {
+        let signatures = SignaturesBuilder::new().build().unwrap();
+        let mut detector = Detector::new(&signatures);
+        detector
+            .check(FileKind::Text, text.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|d| d.rule)
+            .collect()
+    }
+
+    #[test]
+    fn a_wallet_counts_only_when_its_checksum_holds() {
+        let env = |wallet: &str| format!("POOL=pool.supportxmr.com:443\nWALLET={wallet}\n");
+        let found = rules_matching(&env(GENERAL_FUND));
+        assert!(found.iter().any(|r| r == "MH-MONERO-WALLET"), "{found:?}");
+
+        let mut mutated = GENERAL_FUND.to_string();
+        mutated.replace_range(40..41, "z");
+        assert_ne!(mutated, GENERAL_FUND);
+        let found = rules_matching(&env(&mutated));
+        assert!(!found.iter().any(|r| r == "MH-MONERO-WALLET"), "{found:?}");
+
+        let random = "4".to_string() + &"Ab3".repeat(31) + "x";
+        assert_eq!(random.len(), 95);
+        assert!(rules_matching(&env(&random)).is_empty());
+    }
 }

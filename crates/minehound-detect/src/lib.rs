@@ -27,6 +27,7 @@ mod detector;
 mod elf;
 mod error;
 mod hashes;
+pub mod monero;
 mod signatures;
 
 pub use classify::{FileKind, SNIFF_LEN, classify};
@@ -35,4 +36,4 @@ pub use elf::{MALFORMED_RULE, UPX_RULE};
 pub use error::Error;
 pub use hashes::{HashEntry, HashList};
 pub use minehound_report::Severity;
-pub use signatures::{RuleInfo, Signatures, SignaturesBuilder};
+pub use signatures::{Confirm, RuleInfo, Signatures, SignaturesBuilder};

@@ -20,6 +20,17 @@ pub struct RuleInfo {
     pub description: String,
     /// Where the rule comes from: `signatures/...` or the user's file.
     pub origin: String,
+    /// Rust check a match must pass (`meta: confirm`), see [`Confirm`].
+    pub confirm: Option<Confirm>,
+}
+
+/// A check in code that a YARA match must pass before it counts: for what a
+/// pattern can only approximate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// `confirm = "monero-address"`: a match of a pattern named `$addr*` must
+    /// decode as a Monero address with a valid checksum.
+    MoneroAddress,
 }
 
 /// Compiled YARA rules and hash lists, built once and shared by all workers.
@@ -263,6 +274,7 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
         severity: Severity::High,
         description: rule.identifier().to_string(),
         origin,
+        confirm: None,
     };
     for (key, value) in rule.metadata() {
         let yara_x::MetaValue::String(text) = value else {
@@ -272,6 +284,15 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
             "id" => info.id = text.to_string(),
             "family" => info.family = Some(text.to_string()),
             "description" => info.description = text.to_string(),
+            "confirm" => match text {
+                "monero-address" => info.confirm = Some(Confirm::MoneroAddress),
+                other => {
+                    return Err(format!(
+                        "rule {}: meta confirm: unknown check {other:?} (known: \"monero-address\")",
+                        rule.identifier()
+                    ));
+                }
+            },
             "severity" => {
                 info.severity = text
                     .parse()
