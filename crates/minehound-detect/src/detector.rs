@@ -22,6 +22,11 @@ pub struct Detection {
 /// Id of the finding for a file whose SHA-256 is in a hash list.
 pub const KNOWN_HASH_RULE: &str = "MH-KNOWN-MINER-HASH";
 
+/// Id of a finding in the image config (`Entrypoint`, `Cmd`, `Env`, history):
+/// the text rules run on the config, and what they find at medium or above
+/// is reported under this id at `high` or above.
+pub const IMAGE_CONFIG_RULE: &str = "MH-IMAGE-CONFIG-MINER";
+
 /// Runs every detector on one file at a time. Cheap to make; one per worker
 /// thread, since a yara-x scanner is not `Send`.
 pub struct Detector<'s> {

@@ -303,3 +303,94 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
     }
     Ok(info)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        HIDDEN_PATH_RULE, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, MALFORMED_RULE, PACKED_ENTROPY_RULE,
+        UPX_RULE, UPX_TAMPERED_RULE,
+    };
+
+    const README: &str = include_str!("../../../signatures/README.md");
+
+    /// The README section of a rule id: from its `### ID ` heading to the next heading.
+    fn section(id: &str) -> Option<&'static str> {
+        let start = README.find(&format!("\n### {id} "))? + 1;
+        let rest = &README[start..];
+        let end = rest[4..].find("\n#").map_or(rest.len(), |i| i + 5);
+        Some(&rest[..end])
+    }
+
+    #[test]
+    fn rule_ids_are_unique_and_every_rule_is_documented() {
+        let signatures = SignaturesBuilder::new().build().unwrap();
+        let mut ids: Vec<String> = signatures.rules().iter().map(|r| r.id.clone()).collect();
+        ids.extend(
+            [
+                KNOWN_HASH_RULE,
+                UPX_RULE,
+                UPX_TAMPERED_RULE,
+                PACKED_ENTROPY_RULE,
+                MALFORMED_RULE,
+                HIDDEN_PATH_RULE,
+                IMAGE_CONFIG_RULE,
+            ]
+            .map(String::from),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for id in &ids {
+            assert!(seen.insert(id), "rule id {id} used twice");
+            assert!(
+                id.starts_with("MH-")
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'),
+                "{id}: ids are upper case with dashes"
+            );
+            let doc = section(id)
+                .unwrap_or_else(|| panic!("{id}: no `### {id}` section in signatures/README.md"));
+            for part in [
+                "**Finds:**",
+                "**Why it matters:**",
+                "**Example:**",
+                "**References:**",
+            ] {
+                assert!(doc.contains(part), "{id}: its README section lacks {part}");
+            }
+        }
+        // Every bundled YARA rule carries the documented meta keys.
+        for (label, text) in BUNDLED_RULES {
+            let rules = text.matches("\nrule ").count();
+            for key in [
+                "id",
+                "family",
+                "severity",
+                "description",
+                "why",
+                "example",
+                "reference",
+            ] {
+                let found = text.matches(&format!("\n        {key} = \"")).count();
+                assert_eq!(
+                    found, rules,
+                    "{label}: {rules} rules but {found} `{key}` meta lines"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_bundled_hash_names_its_source() {
+        for (label, text) in BUNDLED_HASHES {
+            let mut one = HashList::default();
+            one.parse(Path::new(label), text).unwrap();
+            assert!(!one.is_empty(), "{label}");
+            assert!(
+                one.entries()
+                    .all(|(_, e)| e.source.len() > 10 && !e.name.is_empty()),
+                "{label}"
+            );
+        }
+    }
+}

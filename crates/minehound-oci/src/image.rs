@@ -81,6 +81,9 @@ pub struct ImageProcess {
     pub cmd: Vec<String>,
     /// `Env`.
     pub env: Vec<String>,
+    /// Every history `created_by` line, bottom first, empty layers (`ENV`,
+    /// `CMD`, ...) included.
+    pub history: Vec<String>,
 }
 
 /// One image (one platform) ready to scan.

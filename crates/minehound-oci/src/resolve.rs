@@ -475,6 +475,11 @@ fn process_of(config: &ConfigFile) -> ImageProcess {
         entrypoint: process.entrypoint.unwrap_or_default(),
         cmd: process.cmd.unwrap_or_default(),
         env: process.env.unwrap_or_default(),
+        history: config
+            .history
+            .iter()
+            .filter_map(|h| h.created_by.clone())
+            .collect(),
     }
 }
 

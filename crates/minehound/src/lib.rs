@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod config;
 mod error;
 mod fs_scan;
 mod layer;
@@ -30,10 +31,12 @@ mod merge;
 mod progress;
 mod scanner;
 
+pub use config::IMAGE_CONFIG_PATH;
 pub use error::{Error, LayerError};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{
-    Detection, Detector, FileKind, Signatures, SignaturesBuilder, classify, sha256,
+    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, Signatures, SignaturesBuilder, classify,
+    sha256,
 };
 pub use minehound_oci::{Credentials, ImageRef, Platform, PlatformChoice, RegistryOptions, Target};
 pub use minehound_report::{Finding, Report, Severity, Status, render};

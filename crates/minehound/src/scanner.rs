@@ -13,6 +13,7 @@ use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
 
+use crate::config::config_findings;
 use crate::layer::{LayerScan, scan_layer_blob};
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Progress, ProgressReader};
@@ -204,7 +205,10 @@ impl Scanner {
             Opened::Dir(path) => vec![fs_scan::scan_dir(self, &path)?],
             Opened::File(path) => vec![fs_scan::scan_file(self, &path)?],
         };
-        let mut report = build_report(&request.target_name, images);
+        let mut detector = Detector::new(&self.signatures);
+        let mut report = build_report(&request.target_name, images, |image| {
+            config_findings(image, &mut detector)
+        });
         report.signatures = self.signature_set();
         Ok(report)
     }

@@ -1,0 +1,116 @@
+//! Evidence in the image config: an `Entrypoint`/`Cmd` that starts a miner,
+//! `Env` values naming a pool and wallet, history lines that fetch and run one.
+//! The config text goes through the same text rules as files in the layers.
+
+use minehound_detect::{Detection, Detector, FileKind, IMAGE_CONFIG_RULE, Severity};
+use minehound_oci::Image;
+use minehound_report::{Finding, LayerRef, Status};
+
+/// Prefix of the path of a config finding: `<image config>/Entrypoint+Cmd`,
+/// `<image config>/Env`, `<image config>/history[N]`.
+pub const IMAGE_CONFIG_PATH: &str = "<image config>";
+
+/// One piece of config text and where it sits.
+struct Part {
+    field: String,
+    text: String,
+    /// The layer a history line made, when it made one.
+    layer: Option<usize>,
+}
+
+fn parts(image: &Image) -> Vec<Part> {
+    let process = &image.process;
+    let mut out = Vec::new();
+    let command: Vec<&str> = process
+        .entrypoint
+        .iter()
+        .chain(&process.cmd)
+        .map(String::as_str)
+        .collect();
+    if !command.is_empty() {
+        out.push(Part {
+            field: "Entrypoint+Cmd".into(),
+            text: command.join(" "),
+            layer: None,
+        });
+    }
+    if !process.env.is_empty() {
+        out.push(Part {
+            field: "Env".into(),
+            text: process.env.join("\n"),
+            layer: None,
+        });
+    }
+    for (index, line) in process.history.iter().enumerate() {
+        out.push(Part {
+            field: format!("history[{index}]"),
+            text: line.clone(),
+            layer: image
+                .layers
+                .iter()
+                .position(|l| l.created_by.as_deref() == Some(line.as_str())),
+        });
+    }
+    out
+}
+
+/// Runs the text rules on the image's config and turns what they find into
+/// findings: medium and above become [`IMAGE_CONFIG_RULE`] at `high` or more
+/// (a config that starts or fetches a miner runs it in every container);
+/// weaker evidence keeps its own rule.
+pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec<Finding> {
+    let platform = image.platform.as_ref().map(|p| p.to_string());
+    let mut out = Vec::new();
+    for part in parts(image) {
+        let detections = match detector.check_file(FileKind::Text, part.text.as_bytes(), None) {
+            Ok(d) => d,
+            // A config line too hostile for the scanner is reported as such.
+            Err(err) => vec![Detection {
+                rule: IMAGE_CONFIG_RULE.into(),
+                detector: "config",
+                severity: Severity::Info,
+                family: None,
+                description: format!("could not check: {err}"),
+            }],
+        };
+        let top = image.layers.len().saturating_sub(1);
+        let layer = image.layers.get(part.layer.unwrap_or(top));
+        let layer_ref = LayerRef {
+            index: layer.map_or(0, |l| l.index),
+            digest: layer.and_then(|l| l.display_digest()).map(str::to_string),
+            created_by: if part.field.starts_with("history") {
+                Some(part.text.clone())
+            } else {
+                layer.and_then(|l| l.created_by.clone())
+            },
+        };
+        for d in detections {
+            let (rule, severity, description) = if d.severity >= Severity::Medium {
+                (
+                    IMAGE_CONFIG_RULE.to_string(),
+                    d.severity.max(Severity::High),
+                    format!(
+                        "image config {} fetches or starts a miner or names its pool or wallet ({}: {})",
+                        part.field, d.rule, d.description
+                    ),
+                )
+            } else {
+                (d.rule, d.severity, d.description)
+            };
+            out.push(Finding {
+                rule,
+                detector: "config".into(),
+                severity,
+                family: d.family,
+                path: format!("{IMAGE_CONFIG_PATH}/{}", part.field),
+                status: Status::Present,
+                layer: layer_ref.clone(),
+                sha256: None,
+                size: part.text.len() as u64,
+                platform: platform.clone(),
+                description,
+            });
+        }
+    }
+    out
+}
