@@ -3,6 +3,7 @@
 
 mod args;
 mod progress;
+mod rules_check;
 mod run;
 mod settings;
 

@@ -19,6 +19,39 @@ pub struct Detection {
     pub description: String,
 }
 
+/// One YARA rule that matched, with the strings that made it match: what
+/// `minehound rules check` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// Stable rule id.
+    pub rule: String,
+    /// Severity the rule gives.
+    pub severity: Severity,
+    /// The file the rule comes from.
+    pub origin: String,
+    /// `None` when the rule needs no check in code; else whether a match
+    /// passed it (an unconfirmed rule produces no finding in a scan).
+    pub confirmed: Option<bool>,
+    /// Every pattern match.
+    pub strings: Vec<StringMatch>,
+}
+
+/// One match of one pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringMatch {
+    /// Pattern identifier, such as `$opt1`.
+    pub identifier: String,
+    /// Offset in the file.
+    pub offset: usize,
+    /// Length of the match.
+    pub length: usize,
+    /// The first bytes of the match (at most [`EXCERPT_LEN`]).
+    pub excerpt: Vec<u8>,
+}
+
+/// Bytes of a match kept in [`StringMatch::excerpt`].
+pub const EXCERPT_LEN: usize = 64;
+
 /// Id of the finding for a file whose SHA-256 is in a hash list.
 pub const KNOWN_HASH_RULE: &str = "MH-KNOWN-MINER-HASH";
 
@@ -105,6 +138,39 @@ impl<'s> Detector<'s> {
                 },
             };
             out.push(detection);
+        }
+        Ok(out)
+    }
+}
+
+impl Detector<'_> {
+    /// Every YARA rule that matches `data`, with its matching strings.
+    pub fn rule_matches(&mut self, data: &[u8]) -> Result<Vec<RuleMatch>, Error> {
+        let results = self.scanner.scan(data).map_err(Error::Scan)?;
+        let mut out = Vec::new();
+        for rule in results.matching_rules() {
+            let info = self.signatures.info(rule.namespace(), rule.identifier());
+            let strings = rule
+                .patterns()
+                .flat_map(|p| {
+                    let identifier = p.identifier().to_string();
+                    p.matches().map(move |m| StringMatch {
+                        identifier: identifier.clone(),
+                        offset: m.range().start,
+                        length: m.range().len(),
+                        excerpt: m.data()[..m.data().len().min(EXCERPT_LEN)].to_vec(),
+                    })
+                })
+                .collect();
+            out.push(RuleMatch {
+                rule: info.map_or_else(|| rule.identifier().to_string(), |i| i.id.clone()),
+                severity: info.map_or(Severity::High, |i| i.severity),
+                origin: info.map(|i| i.origin.clone()).unwrap_or_default(),
+                confirmed: info
+                    .and_then(|i| i.confirm)
+                    .map(|check| confirmed(check, &rule).is_some()),
+                strings,
+            });
         }
         Ok(out)
     }

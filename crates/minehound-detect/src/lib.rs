@@ -32,7 +32,10 @@ pub mod monero;
 mod signatures;
 
 pub use classify::{FileKind, SNIFF_LEN, classify};
-pub use detector::{Detection, Detector, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, sha256, sha256_hex};
+pub use detector::{
+    Detection, Detector, EXCERPT_LEN, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, RuleMatch, StringMatch,
+    sha256, sha256_hex,
+};
 pub use elf::{MALFORMED_RULE, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE};
 pub use error::Error;
 pub use hashes::{HashEntry, HashList};

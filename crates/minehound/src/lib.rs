@@ -35,8 +35,8 @@ pub use config::IMAGE_CONFIG_PATH;
 pub use error::{Error, LayerError};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{
-    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, Signatures, SignaturesBuilder, classify,
-    sha256,
+    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, RuleMatch, Signatures, SignaturesBuilder,
+    StringMatch, classify, sha256,
 };
 pub use minehound_oci::{Credentials, ImageRef, Platform, PlatformChoice, RegistryOptions, Target};
 pub use minehound_report::{Finding, Report, Severity, Status, render};
