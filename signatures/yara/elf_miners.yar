@@ -130,6 +130,11 @@ rule MH_XMR_STAK
         $cfg13 = "use_slow_memory" fullword ascii
         $cfg14 = "nicehash_nonce" fullword ascii
         $cfg15 = "aes_override" fullword ascii
+        // xmr-stak-cpu (the 1.x CPU-only line) config keys
+        $cfg16 = "cpu_threads_conf" fullword ascii
+        $cfg17 = "low_power_mode" fullword ascii
+        $cfg18 = "no_prefetch" fullword ascii
+        $cfg19 = "affine_to_cpu" fullword ascii
 
         // Monero pool JSON-RPC, printf templates and protocol errors (jpsock.cpp)
         $rpc1 = "{\"method\":\"login\",\"params\":{\"login\":\"%s\"" ascii
@@ -157,9 +162,13 @@ rule MH_XMR_STAK
         $algo13 = "randomX_wow" fullword ascii
         $algo14 = "randomX" fullword ascii
         $algo15 = "cryptonight" fullword ascii
+        $algo16 = "randomX_arqma" fullword ascii
 
     condition:
-        uint32(0) == 0x464c457f and 5 of ($cfg*) and 3 of ($rpc*) and 2 of ($algo*)
+        // xmr-stak-cpu names no algorithm table: a larger share of the key
+        // table stands in for it, always together with the pool protocol.
+        uint32(0) == 0x464c457f and 5 of ($cfg*) and 3 of ($rpc*) and
+        ( 2 of ($algo*) or 8 of ($cfg*) )
 }
 
 rule MH_CPUMINER

@@ -235,4 +235,137 @@ mod tests {
         assert_eq!(random.len(), 95);
         assert!(rules_matching(&env(&random)).is_empty());
     }
+
+    /// An ELF-magic blob carrying `strings`, NUL-separated as in `.rodata`.
+    fn elf_with(strings: &[&str]) -> Vec<u8> {
+        let mut out = b"\x7fELF\x02\x01\x01\0".to_vec();
+        for s in strings {
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(s.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    fn yara_rules(data: &[u8]) -> Vec<(String, Severity)> {
+        let signatures = SignaturesBuilder::new().build().unwrap();
+        let mut detector = Detector::new(&signatures);
+        let mut out: Vec<_> = detector
+            .check(FileKind::Elf, data)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.detector == "yara")
+            .map(|d| (d.rule, d.severity))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Each family rule on the tables its upstream source defines, and only
+    /// on those together.
+    #[test]
+    fn family_rules_key_on_option_protocol_and_algorithm_tables() {
+        let xmrig_options = [
+            "donate-level",
+            "cpu-max-threads-hint",
+            "randomx-1gb-pages",
+            "randomx-wrmsr",
+            "huge-pages-jit",
+            "self-select",
+            "rig-id",
+            "tls-fingerprint",
+        ];
+        let xmrig_protocol = ["stratum+tcp://", "stratum+ssl://", "keepalived", "job_id"];
+        let xmrig_algos = [
+            "rx/0",
+            "rx/wow",
+            "cn/r",
+            "cn/0",
+            "cn-lite/1",
+            "argon2/chukwa",
+        ];
+        let all: Vec<&str> = xmrig_options
+            .iter()
+            .chain(&xmrig_protocol)
+            .chain(&xmrig_algos)
+            .copied()
+            .collect();
+        let found = yara_rules(&elf_with(&all));
+        assert!(
+            found.contains(&("MH-XMRIG-ELF".into(), Severity::Critical)),
+            "{found:?}"
+        );
+        // Algorithm names without the protocol are no miner.
+        let no_protocol: Vec<&str> = xmrig_options.iter().chain(&xmrig_algos).copied().collect();
+        assert!(yara_rules(&elf_with(&no_protocol)).is_empty());
+
+        let xmr_stak_cpu = elf_with(&[
+            "pool_address",
+            "wallet_address",
+            "pool_password",
+            "use_tls",
+            "tls_secure_algo",
+            "giveup_limit",
+            "h_print_time",
+            "use_slow_memory",
+            "nicehash_nonce",
+            "aes_override",
+            "cpu_threads_conf",
+            "low_power_mode",
+            "no_prefetch",
+            "affine_to_cpu",
+            "{\"method\":\"login\",\"params\":{\"login\":\"%s\",\"pass\":\"%s\",\"agent\":\"xmr-stak-cpu/1.3.0-1.5.0\"},\"id\":1}",
+            "keepalived",
+            "job_id",
+        ]);
+        let found = yara_rules(&xmr_stak_cpu);
+        assert!(
+            found.contains(&("MH-XMR-STAK-ELF".into(), Severity::Critical)),
+            "{found:?}"
+        );
+
+        let cpuminer = elf_with(&[
+            "no-longpoll",
+            "no-getwork",
+            "no-stratum",
+            "retry-pause",
+            "coinbase-addr",
+            "cpu-affinity",
+            "mining.subscribe",
+            "mining.notify",
+            "mining.authorize",
+            "X-Long-Polling",
+            "getblocktemplate",
+            "stratum+tcp://",
+        ]);
+        let found = yara_rules(&cpuminer);
+        assert!(
+            found.contains(&("MH-CPUMINER-ELF".into(), Severity::Critical)),
+            "{found:?}"
+        );
+
+        let kinsing = elf_with(&[
+            "Go build ID: \"x\"",
+            "runtime.gopanic",
+            "main.minerRunningCheck",
+            "main.getMinerPid",
+            "main.downloadAndExecute",
+            "main.masscan",
+            "main.backconnect",
+        ]);
+        assert_eq!(
+            yara_rules(&kinsing),
+            [("MH-KINSING-LOADER-ELF".to_string(), Severity::Critical)]
+        );
+        // A Go program that merely mentions the name is nothing.
+        assert!(yara_rules(&elf_with(&["Go build ID: \"x\"", "kinsing"])).is_empty());
+
+        // RandomX code alone (nodes, p2pool, librandomx) is low, never a miner.
+        let mut randomx = elf_with(&["cryptonight", "rx/0"]);
+        randomx.extend_from_slice(b"RandomX\x03");
+        assert_eq!(
+            yara_rules(&randomx),
+            [("MH-RANDOMX-CODE-ELF".to_string(), Severity::Low)]
+        );
+    }
 }
