@@ -44,11 +44,8 @@ fn parts(image: &Image) -> Vec<Part> {
     for (index, line) in process.history.iter().enumerate() {
         out.push(Part {
             field: format!("history[{index}]"),
-            text: line.clone(),
-            layer: image
-                .layers
-                .iter()
-                .position(|l| l.created_by.as_deref() == Some(line.as_str())),
+            text: line.created_by.clone(),
+            layer: line.layer,
         });
     }
     out
@@ -113,4 +110,57 @@ pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minehound_oci::{BlobLocation, HistoryLine, ImageProcess, Layer};
+
+    #[test]
+    fn history_lines_point_at_the_layer_they_made() {
+        let layer = |index| Layer {
+            index,
+            location: BlobLocation::ArchivePath(format!("l{index}")),
+            digest: Some(format!("sha256:{index}")),
+            diff_id: None,
+            media_type: None,
+            size: None,
+            created_by: None,
+        };
+        let line = |text: &str, layer| HistoryLine {
+            created_by: text.into(),
+            layer,
+        };
+        let image = Image {
+            reference: None,
+            manifest_digest: None,
+            config_digest: None,
+            platform: None,
+            config: Vec::new(),
+            process: ImageProcess {
+                entrypoint: vec!["/app".into()],
+                cmd: Vec::new(),
+                env: vec!["A=1".into()],
+                history: vec![
+                    line("ADD x /", Some(0)),
+                    line("ENV A=1", None),
+                    line("RUN make", Some(1)),
+                ],
+            },
+            layers: vec![layer(0), layer(1)],
+        };
+        let parts = parts(&image);
+        let fields: Vec<_> = parts.iter().map(|p| (p.field.as_str(), p.layer)).collect();
+        assert_eq!(
+            fields,
+            [
+                ("Entrypoint+Cmd", None),
+                ("Env", None),
+                ("history[0]", Some(0)),
+                ("history[1]", None),
+                ("history[2]", Some(1)),
+            ]
+        );
+    }
 }
