@@ -2,13 +2,16 @@
 //! `Env` values naming a pool and wallet, history lines that fetch and run one.
 //! The config text goes through the same text rules as files in the layers.
 
-use minehound_detect::{Detection, Detector, FileKind, IMAGE_CONFIG_RULE, Severity};
+use minehound_detect::{Detection, Detector, FileKind, IMAGE_CONFIG_RULE, Severity, hidden_path};
 use minehound_oci::Image;
 use minehound_report::{Finding, LayerRef, Status};
 
 /// Prefix of the path of a config finding: `<image config>/Entrypoint+Cmd`,
 /// `<image config>/Env`, `<image config>/history[N]`.
 pub const IMAGE_CONFIG_PATH: &str = "<image config>";
+
+/// The field name of the command the image runs.
+const COMMAND_FIELD: &str = "Entrypoint+Cmd";
 
 /// One piece of config text and where it sits.
 struct Part {
@@ -29,7 +32,7 @@ fn parts(image: &Image) -> Vec<Part> {
         .collect();
     if !command.is_empty() {
         out.push(Part {
-            field: "Entrypoint+Cmd".into(),
+            field: COMMAND_FIELD.into(),
             text: command.join(" "),
             layer: None,
         });
@@ -70,6 +73,18 @@ pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec
                 description: format!("could not check: {err}"),
             }],
         };
+        // A command that runs a program from a hiding place: supporting
+        // evidence, low alone.
+        let mut detections = detections;
+        if part.field == COMMAND_FIELD
+            && let Some(hidden) = part
+                .text
+                .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '\'' | '"'))
+                .filter(|word| word.starts_with('/'))
+                .find_map(|word| hidden_path(word, FileKind::Script, &detections))
+        {
+            detections.push(hidden);
+        }
         let top = image.layers.len().saturating_sub(1);
         let layer = image.layers.get(part.layer.unwrap_or(top));
         let layer_ref = LayerRef {

@@ -114,6 +114,32 @@ fn image_config_that_starts_a_miner_is_high() {
     );
 }
 
+/// An entrypoint in a hiding place is supporting evidence: low alone.
+#[test]
+fn an_entrypoint_in_a_hiding_place_alone_is_low() {
+    let image = ImageSpec {
+        layers: vec![Layer::gzip(
+            "COPY app /dev/shm/",
+            vec![Entry::file("/etc/os-release", "ID=test\n")],
+        )],
+        entrypoint: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "/dev/shm/.x/kdevtmpfsi".into(),
+        ]),
+        ..ImageSpec::default()
+    }
+    .build();
+    let dir = tempfile::tempdir().unwrap();
+    let report = scan(&layout(dir.path(), &image)).unwrap();
+    assert_eq!(
+        rules_at(&report, "<image config>/Entrypoint+Cmd"),
+        ["MH-HIDDEN-PATH low"],
+        "{:#?}",
+        report.findings
+    );
+}
+
 #[test]
 fn a_plain_image_config_is_clean() {
     let image = ImageSpec {
