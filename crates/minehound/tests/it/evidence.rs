@@ -13,6 +13,12 @@ fn rules_at(report: &minehound::Report, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Builds `spec` as an OCI layout in a temporary directory and scans it.
+fn scan_image(spec: &ImageSpec) -> minehound::Report {
+    let dir = tempfile::tempdir().unwrap();
+    scan(&layout(dir.path(), &spec.build())).unwrap()
+}
+
 /// An image with no miner binary: its entrypoint script fetches XMRig and its
 /// config, then starts it; the config sits beside the script.
 #[test]
@@ -36,10 +42,8 @@ fn a_dropper_only_image_is_high() {
         )],
         entrypoint: Some(vec!["/entrypoint.sh".into()]),
         ..ImageSpec::default()
-    }
-    .build();
-    let dir = tempfile::tempdir().unwrap();
-    let report = scan(&layout(dir.path(), &image)).unwrap();
+    };
+    let report = scan_image(&image);
     assert!(
         report.highest_severity() >= Some(Severity::High),
         "{:#?}",
@@ -80,10 +84,8 @@ fn image_config_that_starts_a_miner_is_high() {
             "POOL=stratum+tcp://pool.supportxmr.com:3333".into(),
         ],
         ..ImageSpec::default()
-    }
-    .build();
-    let dir = tempfile::tempdir().unwrap();
-    let report = scan(&layout(dir.path(), &image)).unwrap();
+    };
+    let report = scan_image(&image);
     let config: Vec<_> = report
         .findings
         .iter()
@@ -128,10 +130,8 @@ fn an_entrypoint_in_a_hiding_place_alone_is_low() {
             "/dev/shm/.x/kdevtmpfsi".into(),
         ]),
         ..ImageSpec::default()
-    }
-    .build();
-    let dir = tempfile::tempdir().unwrap();
-    let report = scan(&layout(dir.path(), &image)).unwrap();
+    };
+    let report = scan_image(&image);
     assert_eq!(
         rules_at(&report, "<image config>/Entrypoint+Cmd"),
         ["MH-HIDDEN-PATH low"],
@@ -148,16 +148,19 @@ fn a_plain_image_config_is_clean() {
             vec![Entry::file("/etc/os-release", "ID=test\n")],
         )],
         entrypoint: Some(vec!["/usr/bin/node".into(), "server.js".into()]),
-        cmd: Some(vec!["--port".into(), "8080".into(), "-o".into(), "out.log".into()]),
+        cmd: Some(vec![
+            "--port".into(),
+            "8080".into(),
+            "-o".into(),
+            "out.log".into(),
+        ]),
         env: vec![
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             "NODE_ENV=production".into(),
         ],
         ..ImageSpec::default()
-    }
-    .build();
-    let dir = tempfile::tempdir().unwrap();
-    let report = scan(&layout(dir.path(), &image)).unwrap();
+    };
+    let report = scan_image(&image);
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
 
@@ -224,8 +227,10 @@ fn artifacts_each_match_their_rule() {
         .iter()
         .map(|(path, text, _)| Entry::file(path, text.as_bytes()))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let report = scan(&layout(dir.path(), &one_layer(entries))).unwrap();
+    let report = scan_image(&ImageSpec {
+        layers: vec![Layer::gzip("COPY . /", entries)],
+        ..ImageSpec::default()
+    });
     for (path, _, rule) in &cases {
         let found = rules_at(&report, path);
         assert!(
