@@ -48,6 +48,7 @@ mod layout;
 pub mod media_type;
 pub mod registry;
 pub mod samples;
+pub mod tools;
 
 pub use archive::{
     write_docker_archive_classic, write_docker_archive_oci, write_oci_archive,

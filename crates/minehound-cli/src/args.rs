@@ -13,9 +13,17 @@ const VERSION: &str = concat!(
 );
 
 /// Find cryptocurrency miners in container images before they run.
+///
+/// Every scan flag can also come from a MINEHOUND_* environment variable (named
+/// in each flag's help) or from a minehound.toml config file. Precedence:
+/// command line, then environment, then config file, then built-in defaults.
 #[derive(Debug, Parser)]
 #[command(name = "minehound", version = VERSION, propagate_version = true)]
 pub struct Cli {
+    /// Config file (default: ./minehound.toml, else $XDG_CONFIG_HOME/minehound/config.toml).
+    #[arg(long, global = true, value_name = "FILE", env = "MINEHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,8 +40,31 @@ pub enum Command {
     /// Exit status: 0 clean, 1 findings at or above --fail-on, 2 the scan could
     /// not be completed.
     Scan(Box<ScanArgs>),
-    /// Show the signature set.
+    /// Scan a local image and push it to a registry only if the gate passes.
+    ///
+    /// SOURCE is a local image: oci:PATH[:TAG], oci-archive:FILE or
+    /// docker-archive:FILE. DESTINATION is a registry reference
+    /// (registry.example.com/team/app:1.4). Every platform of SOURCE is scanned
+    /// and pushed (or those --platform picks). --username/--password-stdin and
+    /// MINEHOUND_PASSWORD authenticate to the destination.
+    ///
+    /// Exit status: 0 scanned clean and pushed, 1 findings at or above
+    /// --fail-on (nothing pushed), 2 the scan or the push failed.
+    Push(Box<PushArgs>),
+    /// Show the signature set, or check rule files.
     Rules(RulesArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into --dir.
+    Man {
+        /// Write minehound.1 and minehound-COMMAND.1 files here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -41,81 +72,131 @@ pub struct ScanArgs {
     /// What to scan.
     pub target: String,
 
+    #[command(flatten)]
+    pub options: ScanOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The local image to scan and push.
+    pub source: String,
+
+    /// Where to push it: a registry reference.
+    pub destination: String,
+
+    #[command(flatten)]
+    pub options: ScanOptions,
+}
+
+/// Options shared by `scan` and `push`. `None` / empty means "not given here":
+/// the config file or the default decides. Switches take an optional `=BOOL` so
+/// the environment or the command line can turn off what a config file turned on.
+#[derive(Debug, Args)]
+pub struct ScanOptions {
     /// Platform to scan in a multi-platform image (default: the host's).
     #[arg(
         long,
         value_name = "OS/ARCH[/VARIANT]",
-        conflicts_with = "all_platforms"
+        conflicts_with = "all_platforms",
+        env = "MINEHOUND_PLATFORM"
     )]
     pub platform: Option<String>,
 
     /// Scan every platform of a multi-platform image.
-    #[arg(long)]
-    pub all_platforms: bool,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_ALL_PLATFORMS")]
+    pub all_platforms: Option<bool>,
 
     /// Output format (default: table on a terminal, json otherwise).
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_enum, env = "MINEHOUND_FORMAT")]
     pub format: Option<Format>,
 
     /// Write the report to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", env = "MINEHOUND_OUTPUT")]
     pub output: Option<PathBuf>,
 
-    /// Exit 1 when a finding is at or above this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::Medium)]
-    pub fail_on: FailOn,
+    /// Also write the report in FORMAT to FILE, e.g. sarif=minehound.sarif (repeatable).
+    #[arg(long, value_name = "FORMAT=FILE", value_parser = parse_report, env = "MINEHOUND_REPORT", value_delimiter = ',')]
+    pub report: Vec<(Format, PathBuf)>,
+
+    /// Exit 1 when an unsuppressed finding is at or above this severity [default: medium].
+    #[arg(long, value_enum, env = "MINEHOUND_FAIL_ON")]
+    pub fail_on: Option<FailOn>,
+
+    /// Allowlist file (default: .minehound.yaml in the current directory, if present).
+    #[arg(long, value_name = "FILE", env = "MINEHOUND_ALLOWLIST")]
+    pub allowlist: Option<PathBuf>,
 
     /// Add YARA rules: a .yar/.yara file or a directory of them (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "MINEHOUND_RULES",
+        value_delimiter = ','
+    )]
     pub rules: Vec<PathBuf>,
 
     /// Add a SHA-256 list: TSV with sha256, family, severity, name, source (repeatable).
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MINEHOUND_HASHES",
+        value_delimiter = ','
+    )]
     pub hashes: Vec<PathBuf>,
 
     /// Do not use the bundled rules and hashes.
-    #[arg(long)]
-    pub no_default_signatures: bool,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_NO_DEFAULT_SIGNATURES")]
+    pub no_default_signatures: Option<bool>,
 
     /// Largest file checked in full, e.g. 64MiB; larger files are checked in part and listed as skipped.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "MINEHOUND_MAX_FILE_SIZE")]
     pub max_file_size: Option<u64>,
 
     /// Most bytes one layer may decompress to (decompression bombs), e.g. 16GiB.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "MINEHOUND_MAX_LAYER_SIZE")]
     pub max_layer_size: Option<u64>,
 
     /// How deep archives inside layers are opened.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "MINEHOUND_MAX_DEPTH")]
     pub max_depth: Option<u32>,
 
-    /// Registry user name (with --password-stdin).
-    #[arg(long, requires = "password_stdin")]
+    /// Registry user name; the password comes from --password-stdin or MINEHOUND_PASSWORD.
+    #[arg(long, env = "MINEHOUND_USERNAME")]
     pub username: Option<String>,
 
     /// Read the registry password or token from standard input.
-    #[arg(long, requires = "username")]
-    pub password_stdin: bool,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_PASSWORD_STDIN")]
+    pub password_stdin: Option<bool>,
 
     /// Allow plain HTTP or unverified TLS for this registry host[:port] (repeatable).
-    #[arg(long, value_name = "HOST")]
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "MINEHOUND_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
     pub insecure_registry: Vec<String>,
 
     /// Trust this CA certificate (PEM) for registry TLS (repeatable).
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MINEHOUND_CA_FILE",
+        value_delimiter = ','
+    )]
     pub ca_file: Vec<PathBuf>,
 
     /// Worker threads (default: the number of cores).
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", env = "MINEHOUND_JOBS")]
     pub jobs: Option<usize>,
 
     /// Print nothing on standard error but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[arg(short, long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_QUIET")]
+    pub quiet: Option<bool>,
 
     /// No progress bars (they only show on a terminal anyway).
-    #[arg(long)]
-    pub no_progress: bool,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_NO_PROGRESS")]
+    pub no_progress: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -150,15 +231,19 @@ pub enum RulesCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// A readable table.
     Table,
     /// The JSON report.
     Json,
+    /// SARIF 2.1.0, for code-scanning services.
+    Sarif,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FailOn {
     Critical,
     High,
@@ -167,8 +252,20 @@ pub enum FailOn {
     Info,
 }
 
+/// `sarif=out/minehound.sarif`: a format and the file it goes to.
+pub fn parse_report(text: &str) -> Result<(Format, PathBuf), String> {
+    let (format, file) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not FORMAT=FILE, e.g. sarif=minehound.sarif"))?;
+    let format = Format::from_str(format, true)?;
+    if file.is_empty() {
+        return Err(format!("{text:?} names no file"));
+    }
+    Ok((format, PathBuf::from(file)))
+}
+
 /// `1048576`, `64K`, `64MiB`, `2G`… (binary units).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -2,6 +2,7 @@
 //! code, print an error chain once.
 
 mod args;
+mod config;
 mod progress;
 mod rules_check;
 mod run;

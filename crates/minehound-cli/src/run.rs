@@ -5,34 +5,143 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use minehound::{Report, SignaturesBuilder, render};
+use clap::CommandFactory;
+use minehound::{PlatformChoice, PushOutcome, Report, SignaturesBuilder, render};
 
-use crate::args::{Cli, Command, Format, RulesCommand};
+use crate::args::{Cli, Command, Format, PushArgs, RulesCommand};
 use crate::settings::ScanSettings;
 
 /// Exit code when a finding is at or above `--fail-on`.
 const EXIT_FINDINGS: u8 = 1;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let config = cli.config.as_deref();
     match cli.command {
-        Command::Scan(args) => scan(ScanSettings::from_args(*args)?),
+        Command::Scan(args) => scan(ScanSettings::resolve(args.target, args.options, config)?),
+        Command::Push(args) => push(*args, config),
         Command::Rules(args) => rules(args.command),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "minehound", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
     }
 }
 
-fn scan(settings: ScanSettings) -> Result<ExitCode> {
+fn scan(mut settings: ScanSettings) -> Result<ExitCode> {
     let scanner = settings
-        .builder
+        .take_builder()
         .build()
         .context("cannot prepare the scanner")?;
-    let report = scanner
+    let mut report = scanner
         .scan(&settings.request)
         .with_context(|| format!("scan of {} failed", settings.request.target_name))?;
+    apply_allowlist(&settings, &mut report);
+    emit(&settings, &report)?;
+    let fails = report.fails(settings.fail_on);
+    if !settings.quiet && (settings.output.is_some() || settings.format != Format::Table) {
+        eprintln!("{}", verdict_line(&report, settings.fail_on, fails));
+    }
+    Ok(exit_code(fails))
+}
 
-    let text = match settings.format {
-        Format::Json => render::json(&report).context("cannot encode the report")?,
-        Format::Table => render::table(&report),
+/// The pre-push gate: scan SOURCE, push it to DESTINATION only if it passes.
+fn push(args: PushArgs, config: Option<&std::path::Path>) -> Result<ExitCode> {
+    let platform_given = args.options.platform.is_some();
+    let mut settings = ScanSettings::resolve(args.source, args.options, config)?;
+    // What is pushed is every platform, unless the user picked one.
+    if !platform_given && settings.request.platform == PlatformChoice::Host {
+        settings.request.platform = PlatformChoice::All;
+    }
+    let scanner = settings
+        .take_builder()
+        .build()
+        .context("cannot prepare the scanner")?;
+    let destination_registry = settings.request.registry.clone();
+    let fail_on = settings.fail_on;
+    let outcome = scanner
+        .scan_and_push(
+            &settings.request,
+            &args.destination,
+            &destination_registry,
+            |report| {
+                apply_allowlist(&settings, report);
+                !report.fails(fail_on)
+            },
+        )
+        .with_context(|| {
+            format!(
+                "push of {} to {} failed",
+                settings.request.target_name, args.destination
+            )
+        })?;
+    let (report, pushed) = match outcome {
+        PushOutcome::Refused(report) => (report, None),
+        PushOutcome::Pushed(report, pushed) => (report, Some(pushed)),
     };
+    emit(&settings, &report)?;
+    match pushed {
+        None => {
+            eprintln!("{}", verdict_line(&report, fail_on, true));
+            eprintln!(
+                "minehound: not pushing {}: {} findings at or above {fail_on}",
+                args.destination,
+                report
+                    .active_findings()
+                    .filter(|f| f.severity >= fail_on)
+                    .count()
+            );
+            Ok(exit_code(true))
+        }
+        Some(pushed) => {
+            if !settings.quiet {
+                eprintln!("{}", verdict_line(&report, fail_on, false));
+                eprintln!(
+                    "minehound: pushed {}@{} ({} manifests, {} blobs uploaded, {} already there, {} bytes)",
+                    pushed.reference,
+                    pushed.digest,
+                    pushed.manifests,
+                    pushed.blobs_uploaded,
+                    pushed.blobs_present,
+                    pushed.bytes_uploaded
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn apply_allowlist(settings: &ScanSettings, report: &mut Report) {
+    let Some(allowlist) = &settings.allowlist else {
+        return;
+    };
+    allowlist.apply_today(report);
+    if let Some(summary) = &report.allowlist {
+        for expired in &summary.expired {
+            eprintln!(
+                "minehound: warning: allowlist entry {} expired on {}; it no longer suppresses anything",
+                expired.entry, expired.expires
+            );
+        }
+    }
+}
+
+/// Writes the report in the chosen format to the chosen place, and every
+/// extra rendering (`--report FORMAT=FILE`) to its file.
+fn emit(settings: &ScanSettings, report: &Report) -> Result<()> {
+    let render = |format: Format| -> Result<String> {
+        Ok(match format {
+            Format::Json => render::json(report).context("cannot encode the report")?,
+            Format::Sarif => render::sarif(report).context("cannot encode the report")?,
+            Format::Table => render::table(report),
+        })
+    };
+    for (format, path) in &settings.reports {
+        fs::write(path, render(*format)?)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    let text = render(settings.format)?;
     match &settings.output {
         Some(path) => fs::write(path, text)
             .with_context(|| format!("cannot write the report to {}", path.display()))?,
@@ -42,28 +151,55 @@ fn scan(settings: ScanSettings) -> Result<ExitCode> {
             stdout.flush()?;
         }
     }
+    Ok(())
+}
 
-    let fails = report.fails(settings.fail_on);
-    if !settings.quiet && (settings.output.is_some() || settings.format == Format::Json) {
-        eprintln!("{}", verdict_line(&report, settings.fail_on, fails));
-    }
-    Ok(if fails {
+fn exit_code(fails: bool) -> ExitCode {
+    if fails {
         ExitCode::from(EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// One line for CI logs: what was found and whether the gate passes.
 fn verdict_line(report: &Report, fail_on: minehound::Severity, fails: bool) -> String {
+    let suppressed = report.allowlist.as_ref().map_or(0, |a| a.suppressed);
     format!(
-        "minehound: {} findings ({}); {} files in {} layers; gate at {fail_on}: {}",
-        report.findings.len(),
+        "minehound: {} findings ({}){}; {} files in {} layers; gate at {fail_on}: {}",
+        report.active_findings().count(),
         report.stats.findings,
+        if suppressed > 0 {
+            format!(", {suppressed} suppressed by the allowlist")
+        } else {
+            String::new()
+        },
         report.stats.files,
         report.stats.layers,
         if fails { "FAIL" } else { "pass" }
     )
+}
+
+/// The man page from the CLI definition: to stdout, or one file per command.
+fn man(dir: Option<&std::path::Path>) -> Result<ExitCode> {
+    let command = Cli::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(command).render(&mut io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut pages = vec![("minehound".to_string(), command.clone())];
+    for sub in command.get_subcommands() {
+        let name = format!("minehound-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rules(command: RulesCommand) -> Result<ExitCode> {

@@ -1,15 +1,19 @@
 //! Arguments resolved into what the library needs: no clap types past here.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use minehound::{
-    Credentials, Limits, PlatformChoice, RegistryOptions, ScanRequest, ScannerBuilder, Severity,
-    Target,
+    Allowlist, Credentials, Limits, PlatformChoice, RegistryOptions, ScanRequest, ScannerBuilder,
+    Severity, Target,
 };
 
-use crate::args::{FailOn, Format, ScanArgs};
+use crate::args::{FailOn, Format, ScanOptions};
+use crate::config;
+
+/// The allowlist picked up from the current directory when none is named.
+const PROJECT_ALLOWLIST: &[&str] = &[".minehound.yaml", ".minehound.yml"];
 
 /// Everything `minehound scan` decided from its arguments and environment.
 #[derive(Debug)]
@@ -18,14 +22,31 @@ pub struct ScanSettings {
     pub builder: ScannerBuilder,
     pub format: Format,
     pub output: Option<PathBuf>,
+    /// Extra renderings: each format to its file.
+    pub reports: Vec<(Format, PathBuf)>,
     pub fail_on: Severity,
     pub quiet: bool,
+    pub allowlist: Option<Allowlist>,
 }
 
 impl ScanSettings {
-    pub fn from_args(args: ScanArgs) -> Result<Self> {
-        let target: Target = args.target.parse()?;
-        let platform = if args.all_platforms {
+    /// The scanner builder, taken out to build the scanner (it is consumed).
+    pub fn take_builder(&mut self) -> ScannerBuilder {
+        std::mem::replace(&mut self.builder, ScannerBuilder::new())
+    }
+
+    /// Resolves `options` for `target_name`: the command line and environment
+    /// first, then the config file, then defaults.
+    pub fn resolve(
+        target_name: String,
+        mut args: ScanOptions,
+        config_file: Option<&Path>,
+    ) -> Result<Self> {
+        if let Some(path) = config::find(config_file)? {
+            config::load(&path)?.fill(&mut args, &path)?;
+        }
+        let target: Target = target_name.parse()?;
+        let platform = if args.all_platforms.unwrap_or(false) {
             PlatformChoice::All
         } else if let Some(text) = &args.platform {
             PlatformChoice::Only(
@@ -45,7 +66,7 @@ impl ScanSettings {
             ..defaults
         };
         let mut builder = ScannerBuilder::new()
-            .bundled_signatures(!args.no_default_signatures)
+            .bundled_signatures(!args.no_default_signatures.unwrap_or(false))
             .limits(limits);
         for path in args.rules {
             builder = builder.rules(path);
@@ -65,39 +86,29 @@ impl ScanSettings {
                 Format::Json
             },
         );
-        let fail_on = match args.fail_on {
+        let fail_on = match args.fail_on.unwrap_or(FailOn::Medium) {
             FailOn::Critical => Severity::Critical,
             FailOn::High => Severity::High,
             FailOn::Medium => Severity::Medium,
             FailOn::Low => Severity::Low,
             FailOn::Info => Severity::Info,
         };
-        let credentials = match args.username {
-            Some(username) => {
-                if matches!(target, Target::Stdin) {
-                    anyhow::bail!("--password-stdin cannot be used when the image comes on stdin");
-                }
-                let mut password = String::new();
-                std::io::stdin()
-                    .read_line(&mut password)
-                    .context("reading the password from stdin")?;
-                Some(Credentials {
-                    username,
-                    password: password.trim_end_matches(['\r', '\n']).to_string(),
-                })
-            }
-            None => None,
-        };
+        let credentials = credentials(
+            args.username,
+            args.password_stdin.unwrap_or(false),
+            matches!(target, Target::Stdin),
+        )?;
         let registry = RegistryOptions {
             credentials,
             insecure_registries: args.insecure_registry,
             ca_files: args.ca_file,
             ..RegistryOptions::default()
         };
-        let mut request = ScanRequest::new(target, args.target)
+        let quiet = args.quiet.unwrap_or(false);
+        let mut request = ScanRequest::new(target, target_name)
             .platform(platform)
             .registry(registry);
-        if !args.quiet && !args.no_progress && std::io::stderr().is_terminal() {
+        if !quiet && !args.no_progress.unwrap_or(false) && std::io::stderr().is_terminal() {
             request = request.progress(std::sync::Arc::new(crate::progress::LayerBars::new()));
         }
         Ok(ScanSettings {
@@ -105,8 +116,57 @@ impl ScanSettings {
             builder,
             format,
             output: args.output,
+            reports: args.report,
             fail_on,
-            quiet: args.quiet,
+            quiet,
+            allowlist: load_allowlist(args.allowlist)?,
         })
     }
+}
+
+/// The named allowlist, else the project's, else none. A named file that is
+/// missing or malformed is an error: a gate must not pass by accident.
+fn load_allowlist(named: Option<PathBuf>) -> Result<Option<Allowlist>> {
+    let path = match named {
+        Some(path) => path,
+        None => match PROJECT_ALLOWLIST
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+        {
+            Some(path) => path,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Allowlist::load(&path)?))
+}
+
+/// Registry credentials: `--username` with the password from standard input
+/// or, for CI secrets, `MINEHOUND_PASSWORD`.
+fn credentials(
+    username: Option<String>,
+    password_stdin: bool,
+    image_on_stdin: bool,
+) -> Result<Option<Credentials>> {
+    let Some(username) = username else {
+        if password_stdin {
+            anyhow::bail!("--password-stdin needs --username");
+        }
+        return Ok(None);
+    };
+    let password = if password_stdin {
+        if image_on_stdin {
+            anyhow::bail!("--password-stdin cannot be used when the image comes on stdin");
+        }
+        let mut password = String::new();
+        std::io::stdin()
+            .read_line(&mut password)
+            .context("reading the password from stdin")?;
+        password.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        std::env::var("MINEHOUND_PASSWORD").map_err(|_| {
+            anyhow::anyhow!("--username needs a password: --password-stdin or MINEHOUND_PASSWORD")
+        })?
+    };
+    Ok(Some(Credentials { username, password }))
 }

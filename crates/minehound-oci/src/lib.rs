@@ -40,7 +40,8 @@ pub use error::Error;
 pub use image::{BlobLocation, HistoryLine, Image, ImageProcess, Layer};
 pub use platform::{Platform, PlatformChoice};
 pub use registry::{
-    Credentials, RegistryOptions, RegistryStore, looks_like_reference, open_registry,
+    Credentials, Pushed, RegistryOptions, RegistryStore, looks_like_reference, open_registry,
+    push_images,
 };
 pub use resolve::{MAX_LAYERS, images_from_docker_archive, images_from_layout};
 pub use source::{Opened, images_from_archive, open};

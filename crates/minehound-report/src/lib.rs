@@ -16,12 +16,20 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod allowlist;
 mod model;
 pub mod render;
 mod severity;
 
+pub use allowlist::{Allowlist, AllowlistError};
 pub use model::*;
 pub use severity::{ParseSeverityError, Severity};
+
+/// The JSON Schema (draft 2020-12) of the JSON report; `docs/report.schema.json`
+/// is this, written out.
+pub fn report_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON")
+}
 
 /// Version of the JSON report's schema; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;

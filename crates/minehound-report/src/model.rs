@@ -1,10 +1,11 @@
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{SCHEMA_VERSION, Severity};
 
 /// The result of one scan: every image of the target, every finding, every file
 /// that could not be fully read, and counts that add up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     /// Version of this JSON schema.
     pub schema_version: u32,
@@ -22,10 +23,47 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Counts over all images.
     pub stats: Stats,
+    /// The allowlist applied to the findings, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowlist: Option<AllowlistSummary>,
+}
+
+/// What an allowlist did to a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AllowlistSummary {
+    /// The allowlist files applied.
+    pub files: Vec<String>,
+    /// Findings marked suppressed.
+    pub suppressed: u64,
+    /// Entries past their expiry date: they no longer suppress anything.
+    pub expired: Vec<ExpiredEntry>,
+}
+
+/// An allowlist entry whose expiry date has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExpiredEntry {
+    /// `FILE:LINE` of the entry.
+    pub entry: String,
+    /// The entry's reason.
+    pub reason: String,
+    /// Its expiry date, `YYYY-MM-DD`.
+    pub expires: String,
+}
+
+/// Why a finding does not count against the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Suppression {
+    /// The reason the allowlist entry gives.
+    pub reason: String,
+    /// `FILE:LINE` of the allowlist entry that matched.
+    pub entry: String,
+    /// The entry's expiry date, `YYYY-MM-DD`, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// Name and version of the scanner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Tool {
     /// Always `minehound`.
     pub name: String,
@@ -34,7 +72,7 @@ pub struct Tool {
 }
 
 /// Which signatures a scan ran with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SignatureSet {
     /// Version of the bundled set (`signatures/VERSION`), or `none` without it.
     pub version: String,
@@ -49,7 +87,7 @@ pub struct SignatureSet {
 }
 
 /// One image of the target: one platform's manifest and its layers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ImageSummary {
     /// Tag or name the image was found under, if any.
     pub reference: Option<String>,
@@ -64,7 +102,7 @@ pub struct ImageSummary {
 }
 
 /// One layer of an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LayerSummary {
     /// Position in the image, 0 = bottom.
     pub index: usize,
@@ -85,7 +123,7 @@ pub struct LayerSummary {
 }
 
 /// Where a finding sits: which layer of which image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LayerRef {
     /// Position in the image, 0 = bottom.
     pub index: usize,
@@ -96,7 +134,7 @@ pub struct LayerRef {
 }
 
 /// Whether the file is in the image's final filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The file is in the final filesystem.
@@ -106,7 +144,7 @@ pub enum Status {
 }
 
 /// One piece of evidence: a rule that matched one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     /// Stable rule id, such as `MH-XMRIG-ELF` or `MH-HASH-KNOWN-MINER`.
     pub rule: String,
@@ -130,10 +168,14 @@ pub struct Finding {
     pub platform: Option<String>,
     /// What the rule finds.
     pub description: String,
+    /// Set when an allowlist entry covers this finding: it stays in the report
+    /// but does not trip the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<Suppression>,
 }
 
 /// A file that was not fully scanned, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Skipped {
     /// Path in the image.
     pub path: String,
@@ -148,7 +190,7 @@ pub struct Skipped {
 }
 
 /// Counts over the whole scan. `files == files_scanned + files_skipped`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Stats {
     /// Images (platforms) scanned.
     pub images: u64,
@@ -168,12 +210,12 @@ pub struct Stats {
     pub bytes_compressed: u64,
     /// Bytes of layer tars after decompression.
     pub bytes_uncompressed: u64,
-    /// Findings by severity.
+    /// Findings by severity, not counting those an allowlist suppressed.
     pub findings: SeverityCounts,
 }
 
 /// Number of findings at each severity.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SeverityCounts {
     /// Critical findings.
     pub critical: u64,
@@ -226,17 +268,23 @@ impl Report {
             findings: Vec::new(),
             skipped: Vec::new(),
             stats: Stats::default(),
+            allowlist: None,
         }
     }
 
-    /// The most severe finding's severity, if there is any finding.
-    pub fn highest_severity(&self) -> Option<Severity> {
-        self.findings.iter().map(|f| f.severity).max()
+    /// The findings an allowlist did not suppress: those the gate judges.
+    pub fn active_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.suppression.is_none())
     }
 
-    /// Whether any finding is at or above `threshold`: the gate's verdict.
+    /// The most severe unsuppressed finding's severity, if there is any.
+    pub fn highest_severity(&self) -> Option<Severity> {
+        self.active_findings().map(|f| f.severity).max()
+    }
+
+    /// Whether any unsuppressed finding is at or above `threshold`: the gate's verdict.
     pub fn fails(&self, threshold: Severity) -> bool {
-        self.findings.iter().any(|f| f.severity >= threshold)
+        self.active_findings().any(|f| f.severity >= threshold)
     }
 
     /// Orders findings (most severe first, then by image layer and path) and
@@ -257,7 +305,7 @@ impl Report {
                 .then_with(|| a.path.cmp(&b.path))
         });
         let mut counts = SeverityCounts::default();
-        for finding in &self.findings {
+        for finding in self.active_findings() {
             counts.add(finding.severity);
         }
         self.stats.findings = counts;

@@ -1,4 +1,8 @@
-//! Renderers: the same [`Report`] as JSON for machines or a table for people.
+//! Renderers: the same [`Report`] as JSON for machines, SARIF for
+//! code-scanning services, or a table for people.
+
+mod sarif;
+pub use sarif::sarif;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
@@ -50,10 +54,14 @@ pub fn table(report: &Report) -> String {
                 Some(d) => format!("#{} {}", f.layer.index, short_digest(d)),
                 None => format!("#{}", f.layer.index),
             };
-            let status = match f.status {
+            let mut status = match f.status {
                 Status::Present => "present",
                 Status::Deleted => "deleted",
-            };
+            }
+            .to_string();
+            if f.suppression.is_some() {
+                status.push_str(" (allowed)");
+            }
             let mut row = vec![
                 f.severity.to_string(),
                 f.rule.clone(),
@@ -80,6 +88,27 @@ pub fn table(report: &Report) -> String {
         }
     }
 
+    if let Some(allowlist) = &report.allowlist {
+        out.push_str(&format!(
+            "\nAllowlist {}: {} findings suppressed\n",
+            allowlist.files.join(", "),
+            allowlist.suppressed
+        ));
+        for f in report.findings.iter().filter(|f| f.suppression.is_some()) {
+            let s = f.suppression.as_ref().expect("filtered");
+            out.push_str(&format!(
+                "  {} {}: {} ({})\n",
+                f.rule, f.path, s.reason, s.entry
+            ));
+        }
+        for e in &allowlist.expired {
+            out.push_str(&format!(
+                "  expired on {}, no longer suppresses: {} ({})\n",
+                e.expires, e.entry, e.reason
+            ));
+        }
+    }
+
     if !report.skipped.is_empty() {
         out.push_str(&format!(
             "\nNot fully scanned ({}):\n",
@@ -103,7 +132,7 @@ pub fn table(report: &Report) -> String {
     out.push_str(&format!(
         "\n{} findings ({}) in {} images, {} layers, \
          {} files ({} ELF, {} skipped), {} compressed / {} uncompressed bytes\n",
-        report.findings.len(),
+        report.active_findings().count(),
         s.findings,
         s.images,
         s.layers,
@@ -146,6 +175,7 @@ mod tests {
             size: 42,
             platform: Some("linux/amd64".into()),
             description: "XMRig miner".into(),
+            suppression: None,
         });
         r.stats.files = 3;
         r.finish();

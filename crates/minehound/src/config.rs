@@ -121,6 +121,7 @@ pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec
                 size: part.text.len() as u64,
                 platform: platform.clone(),
                 description,
+                suppression: None,
             });
         }
     }

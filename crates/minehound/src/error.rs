@@ -6,6 +6,14 @@ pub enum Error {
     /// The target could not be opened or its manifests are invalid.
     #[error("cannot open the image")]
     Source(#[from] minehound_oci::Error),
+    /// `push` was given something that is not an image it can push.
+    #[error("cannot push {target}: {reason}")]
+    NotPushable {
+        /// The source as given.
+        target: String,
+        /// Why.
+        reason: String,
+    },
     /// The signatures could not be loaded.
     #[error("cannot load signatures")]
     Signatures(#[from] minehound_detect::Error),

@@ -38,8 +38,17 @@ pub use minehound_detect::{
     Detection, Detector, FileKind, IMAGE_CONFIG_RULE, RuleMatch, Signatures, SignaturesBuilder,
     StringMatch, classify, sha256,
 };
-pub use minehound_oci::{Credentials, ImageRef, Platform, PlatformChoice, RegistryOptions, Target};
-pub use minehound_report::{Finding, Report, Severity, Status, render};
+pub use minehound_oci::{
+    Credentials, ImageRef, Platform, PlatformChoice, Pushed, RegistryOptions, Target,
+};
+pub use minehound_report::{
+    Allowlist, AllowlistError, Finding, Report, Severity, Status, Suppression, render,
+};
 pub use minehound_unpack::Limits;
 pub use progress::Progress;
-pub use scanner::{ScanRequest, Scanner, ScannerBuilder};
+pub use scanner::{PushOutcome, ScanRequest, Scanner, ScannerBuilder};
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

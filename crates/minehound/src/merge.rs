@@ -50,6 +50,7 @@ pub(crate) fn build_report(
                         size: file.size,
                         platform: platform.clone(),
                         description: detection.description.clone(),
+                        suppression: None,
                     });
                 }
             }

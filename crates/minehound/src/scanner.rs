@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use minehound_detect::{Detector, Signatures, SignaturesBuilder};
 use minehound_oci::{
-    BlobLocation, BlobStore, Image, Layer, Opened, PlatformChoice, RegistryOptions, Target,
+    BlobLocation, BlobStore, Image, Layer, Opened, PlatformChoice, Pushed, RegistryOptions, Target,
 };
 use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
@@ -184,6 +184,40 @@ impl Scanner {
     /// be completed; a report with findings is still `Ok`.
     pub fn scan(&self, request: &ScanRequest) -> Result<Report, Error> {
         let opened = minehound_oci::open(&request.target, &request.platform, &request.registry)?;
+        self.scan_opened(request, opened)
+    }
+
+    /// Scans an image and pushes it to `destination` only if `gate` accepts
+    /// the report. The images pushed are the ones scanned, read from the same
+    /// opened source; the registry checks every blob against its digest.
+    /// `gate` may change the report (apply an allowlist) before it decides.
+    ///
+    /// `registry` reaches the destination; `request.registry` the source.
+    pub fn scan_and_push(
+        &self,
+        request: &ScanRequest,
+        destination: &str,
+        registry: &RegistryOptions,
+        gate: impl FnOnce(&mut Report) -> bool,
+    ) -> Result<PushOutcome, Error> {
+        let opened = minehound_oci::open(&request.target, &request.platform, &request.registry)?;
+        let Opened::Images { store, images } = opened else {
+            return Err(Error::NotPushable {
+                target: request.target_name.clone(),
+                reason: "only images can be pushed (oci:, oci-archive:, docker-archive: or a registry reference)".into(),
+            });
+        };
+        let scanned =
+            self.scan_images(store.as_ref(), images.clone(), request.progress.as_ref())?;
+        let mut report = self.finish_report(request, scanned);
+        if !gate(&mut report) {
+            return Ok(PushOutcome::Refused(report));
+        }
+        let pushed = minehound_oci::push_images(store.as_ref(), &images, destination, registry)?;
+        Ok(PushOutcome::Pushed(report, pushed))
+    }
+
+    fn scan_opened(&self, request: &ScanRequest, opened: Opened) -> Result<Report, Error> {
         let images = match opened {
             Opened::Images { store, images } => {
                 self.scan_images(store.as_ref(), images, request.progress.as_ref())?
@@ -205,12 +239,16 @@ impl Scanner {
             Opened::Dir(path) => vec![fs_scan::scan_dir(self, &path)?],
             Opened::File(path) => vec![fs_scan::scan_file(self, &path)?],
         };
+        Ok(self.finish_report(request, images))
+    }
+
+    fn finish_report(&self, request: &ScanRequest, images: Vec<ScannedImage>) -> Report {
         let mut detector = Detector::new(&self.signatures);
         let mut report = build_report(&request.target_name, images, |image| {
             config_findings(image, &mut detector)
         });
         report.signatures = self.signature_set();
-        Ok(report)
+        report
     }
 
     fn signature_set(&self) -> SignatureSet {
@@ -404,4 +442,13 @@ fn take_shared(
     };
     results.insert(location.clone(), copy);
     result
+}
+
+/// What [`Scanner::scan_and_push`] did.
+#[derive(Debug)]
+pub enum PushOutcome {
+    /// The gate refused the image; nothing was pushed.
+    Refused(Report),
+    /// The gate passed and the image was pushed.
+    Pushed(Report, Pushed),
 }

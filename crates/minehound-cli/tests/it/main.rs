@@ -11,6 +11,11 @@ use minehound_testdata::{
 use predicates::prelude::*;
 use serde_json::Value;
 
+mod gate;
+mod integrations;
+mod push;
+mod readme;
+
 fn minehound() -> Command {
     Command::cargo_bin("minehound").unwrap()
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod blob;
+mod push;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,6 +19,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 pub use auth::Credentials;
+pub use push::{Pushed, push_images};
 
 use crate::{BlobLocation, BlobStore, Error, Image, PlatformChoice, digest};
 
