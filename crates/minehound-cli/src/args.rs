@@ -209,11 +209,21 @@ pub enum RulesCommand {
         #[arg(long, value_name = "PATH")]
         rules: Vec<PathBuf>,
     },
-    /// Compile rule files and report errors with file and line.
+    /// Show which rules match each file, with the matching strings.
+    ///
+    /// Rule files (.yar, .yara) and directories among the PATHs are compiled
+    /// and added to the bundled set; given alone, they are only compiled, and
+    /// errors name file and line. Every other PATH is a file to check.
     Check {
-        /// Rule files or directories.
+        /// Files to check, and rule files or directories to add.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Add YARA rules (repeatable).
+        #[arg(long, value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Check with the given rules only, not the bundled set.
+        #[arg(long)]
+        no_default_signatures: bool,
     },
 }
 

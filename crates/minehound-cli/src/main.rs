@@ -4,6 +4,7 @@
 mod args;
 mod config;
 mod progress;
+mod rules_check;
 mod run;
 mod settings;
 

@@ -251,14 +251,10 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        RulesCommand::Check { paths } => {
-            let mut builder = SignaturesBuilder::new().bundled(false);
-            for path in &paths {
-                builder = builder.rules(path);
-            }
-            let signatures = builder.build()?;
-            println!("ok: {} rules compile", signatures.rule_count());
-            Ok(ExitCode::SUCCESS)
-        }
+        RulesCommand::Check {
+            paths,
+            rules,
+            no_default_signatures,
+        } => crate::rules_check::check(paths, rules, no_default_signatures),
     }
 }

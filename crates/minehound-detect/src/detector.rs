@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::{Error, FileKind, Severity, Signatures, elf};
+use crate::{Confirm, Error, FileKind, Severity, Signatures, elf, monero};
 
 /// One rule that matched one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +20,48 @@ pub struct Detection {
 }
 
 /// Every value of [`Detection::detector`].
-pub const DETECTORS: &[&str] = &["yara", "sha256", "elf"];
+pub const DETECTORS: &[&str] = &["yara", "sha256", "elf", "path", "config"];
+
+/// One YARA rule that matched, with the strings that made it match: what
+/// `minehound rules check` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// Stable rule id.
+    pub rule: String,
+    /// Severity the rule gives.
+    pub severity: Severity,
+    /// The file the rule comes from.
+    pub origin: String,
+    /// `None` when the rule needs no check in code; else whether a match
+    /// passed it (an unconfirmed rule produces no finding in a scan).
+    pub confirmed: Option<bool>,
+    /// Every pattern match.
+    pub strings: Vec<StringMatch>,
+}
+
+/// One match of one pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringMatch {
+    /// Pattern identifier, such as `$opt1`.
+    pub identifier: String,
+    /// Offset in the file.
+    pub offset: usize,
+    /// Length of the match.
+    pub length: usize,
+    /// The first bytes of the match (at most [`EXCERPT_LEN`]).
+    pub excerpt: Vec<u8>,
+}
+
+/// Bytes of a match kept in [`StringMatch::excerpt`].
+pub const EXCERPT_LEN: usize = 64;
 
 /// Id of the finding for a file whose SHA-256 is in a hash list.
 pub const KNOWN_HASH_RULE: &str = "MH-KNOWN-MINER-HASH";
+
+/// Id of a finding in the image config (`Entrypoint`, `Cmd`, `Env`, history):
+/// the text rules run on the config, and what they find at medium or above
+/// is reported under this id at `high` or above.
+pub const IMAGE_CONFIG_RULE: &str = "MH-IMAGE-CONFIG-MINER";
 
 /// Runs every detector on one file at a time. Cheap to make; one per worker
 /// thread, since a yara-x scanner is not `Send`.
@@ -77,13 +115,23 @@ impl<'s> Detector<'s> {
         let results = self.scanner.scan(data).map_err(Error::Scan)?;
         for rule in results.matching_rules() {
             let detection = match self.signatures.info(rule.namespace(), rule.identifier()) {
-                Some(info) => Detection {
-                    rule: info.id.clone(),
-                    detector: "yara",
-                    severity: info.severity,
-                    family: info.family.clone(),
-                    description: info.description.clone(),
-                },
+                Some(info) => {
+                    let mut description = info.description.clone();
+                    if let Some(check) = info.confirm {
+                        match confirmed(check, &rule) {
+                            Some(what) => description = format!("{description} Found: {what}."),
+                            // An unconfirmed candidate is no finding.
+                            None => continue,
+                        }
+                    }
+                    Detection {
+                        rule: info.id.clone(),
+                        detector: "yara",
+                        severity: info.severity,
+                        family: info.family.clone(),
+                        description,
+                    }
+                }
                 None => Detection {
                     rule: rule.identifier().to_string(),
                     detector: "yara",
@@ -98,6 +146,54 @@ impl<'s> Detector<'s> {
     }
 }
 
+impl Detector<'_> {
+    /// Every YARA rule that matches `data`, with its matching strings.
+    pub fn rule_matches(&mut self, data: &[u8]) -> Result<Vec<RuleMatch>, Error> {
+        let results = self.scanner.scan(data).map_err(Error::Scan)?;
+        let mut out = Vec::new();
+        for rule in results.matching_rules() {
+            let info = self.signatures.info(rule.namespace(), rule.identifier());
+            let strings = rule
+                .patterns()
+                .flat_map(|p| {
+                    let identifier = p.identifier().to_string();
+                    p.matches().map(move |m| StringMatch {
+                        identifier: identifier.clone(),
+                        offset: m.range().start,
+                        length: m.range().len(),
+                        excerpt: m.data()[..m.data().len().min(EXCERPT_LEN)].to_vec(),
+                    })
+                })
+                .collect();
+            out.push(RuleMatch {
+                rule: info.map_or_else(|| rule.identifier().to_string(), |i| i.id.clone()),
+                severity: info.map_or(Severity::High, |i| i.severity),
+                origin: info.map(|i| i.origin.clone()).unwrap_or_default(),
+                confirmed: info
+                    .and_then(|i| i.confirm)
+                    .map(|check| confirmed(check, &rule).is_some()),
+                strings,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// What a confirmed match found, or `None` when no candidate passes the check.
+fn confirmed(check: Confirm, rule: &yara_x::Rule<'_, '_>) -> Option<String> {
+    match check {
+        Confirm::MoneroAddress => rule
+            .patterns()
+            .filter(|p| p.identifier().starts_with("$addr"))
+            .flat_map(|p| p.matches())
+            .find_map(|m| {
+                let text = std::str::from_utf8(m.data()).ok()?;
+                let address = monero::parse_address(text)?;
+                Some(format!("{address} {text}"))
+            }),
+    }
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -106,4 +202,173 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// SHA-256 of `data` as lower-case hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SignaturesBuilder;
+
+    const GENERAL_FUND: &str = "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A";
+
+    fn rules_matching(text: &str) -> Vec<String> {
+        let signatures = SignaturesBuilder::new().build().unwrap();
+        let mut detector = Detector::new(&signatures);
+        detector
+            .check(FileKind::Text, text.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|d| d.rule)
+            .collect()
+    }
+
+    #[test]
+    fn a_wallet_counts_only_when_its_checksum_holds() {
+        let env = |wallet: &str| format!("POOL=pool.supportxmr.com:443\nWALLET={wallet}\n");
+        let found = rules_matching(&env(GENERAL_FUND));
+        assert!(found.iter().any(|r| r == "MH-MONERO-WALLET"), "{found:?}");
+
+        let mut mutated = GENERAL_FUND.to_string();
+        mutated.replace_range(40..41, "z");
+        assert_ne!(mutated, GENERAL_FUND);
+        let found = rules_matching(&env(&mutated));
+        assert!(!found.iter().any(|r| r == "MH-MONERO-WALLET"), "{found:?}");
+
+        let random = "4".to_string() + &"Ab3".repeat(31) + "x";
+        assert_eq!(random.len(), 95);
+        assert!(rules_matching(&env(&random)).is_empty());
+    }
+
+    /// An ELF-magic blob carrying `strings`, NUL-separated as in `.rodata`.
+    fn elf_with(strings: &[&str]) -> Vec<u8> {
+        let mut out = b"\x7fELF\x02\x01\x01\0".to_vec();
+        for s in strings {
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(s.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    fn yara_rules(data: &[u8]) -> Vec<(String, Severity)> {
+        let signatures = SignaturesBuilder::new().build().unwrap();
+        let mut detector = Detector::new(&signatures);
+        let mut out: Vec<_> = detector
+            .check(FileKind::Elf, data)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.detector == "yara")
+            .map(|d| (d.rule, d.severity))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Each family rule on the tables its upstream source defines, and only
+    /// on those together.
+    #[test]
+    fn family_rules_key_on_option_protocol_and_algorithm_tables() {
+        let xmrig_options = [
+            "donate-level",
+            "cpu-max-threads-hint",
+            "randomx-1gb-pages",
+            "randomx-wrmsr",
+            "huge-pages-jit",
+            "self-select",
+            "rig-id",
+            "tls-fingerprint",
+        ];
+        let xmrig_protocol = ["stratum+tcp://", "stratum+ssl://", "keepalived", "job_id"];
+        let xmrig_algos = [
+            "rx/0",
+            "rx/wow",
+            "cn/r",
+            "cn/0",
+            "cn-lite/1",
+            "argon2/chukwa",
+        ];
+        let all: Vec<&str> = xmrig_options
+            .iter()
+            .chain(&xmrig_protocol)
+            .chain(&xmrig_algos)
+            .copied()
+            .collect();
+        let found = yara_rules(&elf_with(&all));
+        assert!(
+            found.contains(&("MH-XMRIG-ELF".into(), Severity::Critical)),
+            "{found:?}"
+        );
+        // Algorithm names without the protocol are no miner.
+        let no_protocol: Vec<&str> = xmrig_options.iter().chain(&xmrig_algos).copied().collect();
+        assert!(yara_rules(&elf_with(&no_protocol)).is_empty());
+
+        let xmr_stak_cpu = elf_with(&[
+            "pool_address",
+            "wallet_address",
+            "pool_password",
+            "use_tls",
+            "tls_secure_algo",
+            "giveup_limit",
+            "h_print_time",
+            "use_slow_memory",
+            "nicehash_nonce",
+            "aes_override",
+            "cpu_threads_conf",
+            "low_power_mode",
+            "no_prefetch",
+            "affine_to_cpu",
+            "{\"method\":\"login\",\"params\":{\"login\":\"%s\",\"pass\":\"%s\",\"agent\":\"xmr-stak-cpu/1.3.0-1.5.0\"},\"id\":1}",
+            "keepalived",
+            "job_id",
+        ]);
+        let found = yara_rules(&xmr_stak_cpu);
+        assert!(
+            found.contains(&("MH-XMR-STAK-ELF".into(), Severity::Critical)),
+            "{found:?}"
+        );
+
+        let cpuminer = elf_with(&[
+            "no-longpoll",
+            "no-getwork",
+            "no-stratum",
+            "retry-pause",
+            "coinbase-addr",
+            "cpu-affinity",
+            "mining.subscribe",
+            "mining.notify",
+            "mining.authorize",
+            "X-Long-Polling",
+            "getblocktemplate",
+            "stratum+tcp://",
+        ]);
+        let found = yara_rules(&cpuminer);
+        assert!(
+            found.contains(&("MH-CPUMINER-ELF".into(), Severity::Critical)),
+            "{found:?}"
+        );
+
+        let kinsing = elf_with(&[
+            "Go build ID: \"x\"",
+            "runtime.gopanic",
+            "main.minerRunningCheck",
+            "main.getMinerPid",
+            "main.downloadAndExecute",
+            "main.masscan",
+            "main.backconnect",
+        ]);
+        assert_eq!(
+            yara_rules(&kinsing),
+            [("MH-KINSING-LOADER-ELF".to_string(), Severity::Critical)]
+        );
+        // A Go program that merely mentions the name is nothing.
+        assert!(yara_rules(&elf_with(&["Go build ID: \"x\"", "kinsing"])).is_empty());
+
+        // RandomX code alone (nodes, p2pool, librandomx) is low, never a miner.
+        let mut randomx = elf_with(&["cryptonight", "rx/0"]);
+        randomx.extend_from_slice(b"RandomX\x03");
+        assert_eq!(
+            yara_rules(&randomx),
+            [("MH-RANDOMX-CODE-ELF".to_string(), Severity::Low)]
+        );
+    }
 }

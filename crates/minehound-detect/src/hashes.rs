@@ -35,6 +35,11 @@ impl HashList {
         self.entries.is_empty()
     }
 
+    /// Every digest with its entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8; 32], &HashEntry)> {
+        self.entries.iter()
+    }
+
     /// The entry for a digest, if the build is known.
     pub fn get(&self, sha256: &[u8; 32]) -> Option<&HashEntry> {
         self.entries.get(sha256)

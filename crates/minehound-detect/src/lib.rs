@@ -27,12 +27,18 @@ mod detector;
 mod elf;
 mod error;
 mod hashes;
+mod hiding;
+pub mod monero;
 mod signatures;
 
 pub use classify::{FileKind, SNIFF_LEN, classify};
-pub use detector::{DETECTORS, Detection, Detector, KNOWN_HASH_RULE, sha256, sha256_hex};
-pub use elf::{MALFORMED_RULE, UPX_RULE};
+pub use detector::{
+    DETECTORS, Detection, Detector, EXCERPT_LEN, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, RuleMatch,
+    StringMatch, sha256, sha256_hex,
+};
+pub use elf::{MALFORMED_RULE, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE};
 pub use error::Error;
 pub use hashes::{HashEntry, HashList};
+pub use hiding::{HIDDEN_PATH_RULE, hidden_path, hiding_place};
 pub use minehound_report::Severity;
-pub use signatures::{RuleInfo, Signatures, SignaturesBuilder};
+pub use signatures::{Confirm, RuleInfo, Signatures, SignaturesBuilder};

@@ -22,6 +22,17 @@ pub struct RuleInfo {
     pub description: String,
     /// Where the rule comes from: `signatures/...` or the user's file.
     pub origin: String,
+    /// Rust check a match must pass (`meta: confirm`), see [`Confirm`].
+    pub confirm: Option<Confirm>,
+}
+
+/// A check in code that a YARA match must pass before it counts: for what a
+/// pattern can only approximate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// `confirm = "monero-address"`: a match of a pattern named `$addr*` must
+    /// decode as a Monero address with a valid checksum.
+    MoneroAddress,
 }
 
 /// Compiled YARA rules and hash lists, built once and shared by all workers.
@@ -199,23 +210,23 @@ impl SignaturesBuilder {
         }
 
         let mut fingerprint = Sha256::new();
-        let mut fingerprint_part = |kind: &str, text: &str| {
-            for part in [
-                kind.as_bytes(),
-                &(text.len() as u64).to_le_bytes(),
-                text.as_bytes(),
-            ] {
+        let mut fingerprint_part = |kind: &str, bytes: &[u8]| {
+            for part in [kind.as_bytes(), &(bytes.len() as u64).to_le_bytes(), bytes] {
                 fingerprint.update(part);
             }
         };
         for (_, text) in &sources {
-            fingerprint_part("rules", text);
+            fingerprint_part("rules", text.as_bytes());
+        }
+        // The compiled form too: it covers files pulled in with `include`.
+        if let Ok(compiled) = rules.serialize() {
+            fingerprint_part("compiled", &compiled);
         }
         let mut hashes = HashList::default();
         if self.bundled {
             for (label, text) in BUNDLED_HASHES {
                 hashes.parse(Path::new(label), text)?;
-                fingerprint_part("hashes", text);
+                fingerprint_part("hashes", text.as_bytes());
             }
         }
         for path in &self.hash_paths {
@@ -224,7 +235,7 @@ impl SignaturesBuilder {
                 source,
             })?;
             hashes.parse(path, &text)?;
-            fingerprint_part("hashes", &text);
+            fingerprint_part("hashes", text.as_bytes());
             extra_files.push(path.clone());
         }
 
@@ -289,6 +300,7 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
         severity: Severity::High,
         description: rule.identifier().to_string(),
         origin,
+        confirm: None,
     };
     for (key, value) in rule.metadata() {
         let yara_x::MetaValue::String(text) = value else {
@@ -298,6 +310,15 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
             "id" => info.id = text.to_string(),
             "family" => info.family = Some(text.to_string()),
             "description" => info.description = text.to_string(),
+            "confirm" => match text {
+                "monero-address" => info.confirm = Some(Confirm::MoneroAddress),
+                other => {
+                    return Err(format!(
+                        "rule {}: meta confirm: unknown check {other:?} (known: \"monero-address\")",
+                        rule.identifier()
+                    ));
+                }
+            },
             "severity" => {
                 info.severity = text
                     .parse()
@@ -307,4 +328,114 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
         }
     }
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn the_fingerprint_is_stable_and_follows_every_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SignaturesBuilder::new().build().unwrap();
+        let b = SignaturesBuilder::new().build().unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint(), "same inputs, same key");
+        // A rule file that includes another: editing the included file moves it.
+        let included = dir.path().join("inc.yar");
+        std::fs::write(&included, "rule inc { condition: false }\n").unwrap();
+        let top = dir.path().join("top.yar");
+        std::fs::write(&top, format!("include \"{}\"\n", included.display())).unwrap();
+        let before = SignaturesBuilder::new().rules(&top).build().unwrap();
+        std::fs::write(&included, "rule inc { condition: true }\n").unwrap();
+        let after = SignaturesBuilder::new().rules(&top).build().unwrap();
+        assert_ne!(before.fingerprint(), after.fingerprint());
+        assert_ne!(before.fingerprint(), a.fingerprint());
+    }
+
+    use super::*;
+    use crate::{
+        HIDDEN_PATH_RULE, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, MALFORMED_RULE, PACKED_ENTROPY_RULE,
+        UPX_RULE, UPX_TAMPERED_RULE,
+    };
+
+    const README: &str = include_str!("../../../signatures/README.md");
+
+    /// The README section of a rule id: from its `### ID ` heading to the next heading.
+    fn section(id: &str) -> Option<&'static str> {
+        let start = README.find(&format!("\n### {id} "))? + 1;
+        let rest = &README[start..];
+        let end = rest[4..].find("\n#").map_or(rest.len(), |i| i + 5);
+        Some(&rest[..end])
+    }
+
+    #[test]
+    fn rule_ids_are_unique_and_every_rule_is_documented() {
+        let signatures = SignaturesBuilder::new().build().unwrap();
+        let mut ids: Vec<String> = signatures.rules().iter().map(|r| r.id.clone()).collect();
+        ids.extend(
+            [
+                KNOWN_HASH_RULE,
+                UPX_RULE,
+                UPX_TAMPERED_RULE,
+                PACKED_ENTROPY_RULE,
+                MALFORMED_RULE,
+                HIDDEN_PATH_RULE,
+                IMAGE_CONFIG_RULE,
+            ]
+            .map(String::from),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for id in &ids {
+            assert!(seen.insert(id), "rule id {id} used twice");
+            assert!(
+                id.starts_with("MH-")
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'),
+                "{id}: ids are upper case with dashes"
+            );
+            let doc = section(id)
+                .unwrap_or_else(|| panic!("{id}: no `### {id}` section in signatures/README.md"));
+            for part in [
+                "**Finds:**",
+                "**Why it matters:**",
+                "**Example:**",
+                "**References:**",
+            ] {
+                assert!(doc.contains(part), "{id}: its README section lacks {part}");
+            }
+        }
+        // Every bundled YARA rule carries the documented meta keys.
+        for (label, text) in BUNDLED_RULES {
+            let rules = text.matches("\nrule ").count();
+            for key in [
+                "id",
+                "family",
+                "severity",
+                "description",
+                "why",
+                "example",
+                "reference",
+            ] {
+                let found = text.matches(&format!("\n        {key} = \"")).count();
+                assert_eq!(
+                    found, rules,
+                    "{label}: {rules} rules but {found} `{key}` meta lines"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_bundled_hash_names_its_source() {
+        for (label, text) in BUNDLED_HASHES {
+            let mut one = HashList::default();
+            one.parse(Path::new(label), text).unwrap();
+            assert!(!one.is_empty(), "{label}");
+            assert!(
+                one.entries()
+                    .all(|(_, e)| e.source.len() > 10 && !e.name.is_empty()),
+                "{label}"
+            );
+        }
+    }
 }

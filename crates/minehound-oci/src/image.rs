@@ -81,6 +81,18 @@ pub struct ImageProcess {
     pub cmd: Vec<String>,
     /// `Env`.
     pub env: Vec<String>,
+    /// Every history `created_by` line, bottom first, empty layers (`ENV`,
+    /// `CMD`, ...) included.
+    pub history: Vec<HistoryLine>,
+}
+
+/// One line of the config's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryLine {
+    /// The `created_by` command.
+    pub created_by: String,
+    /// Index of the layer it made; `None` for an empty layer (`ENV`, `CMD`).
+    pub layer: Option<usize>,
 }
 
 /// One image (one platform) ready to scan.

@@ -37,7 +37,7 @@ mod target;
 
 pub use digest::{digest_of, sha256_hex_of};
 pub use error::Error;
-pub use image::{BlobLocation, Image, ImageProcess, Layer};
+pub use image::{BlobLocation, HistoryLine, Image, ImageProcess, Layer};
 pub use platform::{Platform, PlatformChoice};
 pub use registry::{
     Credentials, Pushed, RegistryOptions, RegistryStore, looks_like_reference, open_registry,

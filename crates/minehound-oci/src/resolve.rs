@@ -10,8 +10,8 @@ use crate::docs::{
 };
 use crate::image::clean_member;
 use crate::{
-    BlobLocation, BlobStore, Error, Image, ImageProcess, ImageRef, Layer, Platform, PlatformChoice,
-    digest, sha256_hex_of,
+    BlobLocation, BlobStore, Error, HistoryLine, Image, ImageProcess, ImageRef, Layer, Platform,
+    PlatformChoice, digest, sha256_hex_of,
 };
 
 /// Largest index or manifest accepted.
@@ -475,6 +475,23 @@ fn process_of(config: &ConfigFile) -> ImageProcess {
         entrypoint: process.entrypoint.unwrap_or_default(),
         cmd: process.cmd.unwrap_or_default(),
         env: process.env.unwrap_or_default(),
+        history: config
+            .history
+            .iter()
+            .scan(0, |next_layer, h| {
+                let layer = (!h.empty_layer).then(|| {
+                    *next_layer += 1;
+                    *next_layer - 1
+                });
+                Some((h, layer))
+            })
+            .filter_map(|(h, layer)| {
+                Some(HistoryLine {
+                    created_by: h.created_by.clone()?,
+                    layer,
+                })
+            })
+            .collect(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use minehound_detect::{Detection, Detector, FileKind, classify, sha256};
+use minehound_detect::{Detection, Detector, FileKind, classify, hidden_path, sha256};
 use minehound_unpack::{ArchiveFormat, FileEntry, HashingReader, Limits, Visitor, walk_nested};
 
 use crate::LayerError;
@@ -208,7 +208,10 @@ impl Visitor for FileChecker<'_, '_> {
         // ELF parsing need whole candidate files.
         let digest = (!file.truncated && kind.is_candidate()).then(|| sha256(file.data));
         match self.detector.check_file(kind, file.data, digest.as_ref()) {
-            Ok(detections) => {
+            Ok(mut detections) => {
+                if let Some(hidden) = hidden_path(file.path, kind, &detections) {
+                    detections.push(hidden);
+                }
                 if !detections.is_empty() {
                     self.scan.findings.push(FileFinding {
                         path: file.path.to_string(),

@@ -24,6 +24,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
+mod config;
 mod error;
 mod fs_scan;
 mod layer;
@@ -32,10 +33,12 @@ mod progress;
 mod scanner;
 
 pub use cache::{CacheError, LayerCache};
+pub use config::IMAGE_CONFIG_PATH;
 pub use error::{Error, LayerError};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{
-    Detection, Detector, FileKind, Signatures, SignaturesBuilder, classify, sha256,
+    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, RuleMatch, Signatures, SignaturesBuilder,
+    StringMatch, classify, sha256,
 };
 pub use minehound_oci::{
     Credentials, ImageRef, Platform, PlatformChoice, Pushed, RegistryOptions, Target,

