@@ -87,6 +87,52 @@ impl std::fmt::Debug for RegistryStore {
     }
 }
 
+/// What pulling from and pushing to a registry both start with: the parsed
+/// reference, its credentials, a runtime, and whether plain HTTP may be tried.
+struct Endpoint {
+    reference: Reference,
+    auth: RegistryAuth,
+    runtime: tokio::runtime::Runtime,
+    insecure: bool,
+    may_use_http: bool,
+}
+
+impl Endpoint {
+    fn new(reference: &str, options: &RegistryOptions, threads: &str) -> Result<Endpoint, Error> {
+        install_crypto_provider();
+        let reference: Reference = reference.parse().map_err(|e| Error::InvalidTarget {
+            target: reference.to_string(),
+            reason: format!("not an image reference: {e}"),
+        })?;
+        let registry = reference.resolve_registry().to_string();
+        let auth = auth::resolve_auth(
+            &registry,
+            options.credentials.as_ref(),
+            options.use_config_files,
+        )?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name(threads)
+            .build()
+            .map_err(|source| Error::Io {
+                path: "tokio runtime".into(),
+                source,
+            })?;
+        // Docker's rule: HTTPS first; plain HTTP only for loopback hosts and
+        // hosts the user named insecure.
+        let insecure = options.insecure_registries.iter().any(|h| h == &registry);
+        let may_use_http = insecure || is_loopback(&registry);
+        Ok(Endpoint {
+            reference,
+            auth,
+            runtime,
+            insecure,
+            may_use_http,
+        })
+    }
+}
+
 /// The images `reference` names, for `platform`, and a store to stream their
 /// layers from.
 pub fn open_registry(
@@ -94,31 +140,13 @@ pub fn open_registry(
     options: &RegistryOptions,
     platform: &PlatformChoice,
 ) -> Result<(RegistryStore, Vec<Image>), Error> {
-    install_crypto_provider();
-    let reference: Reference = reference.parse().map_err(|e| Error::InvalidTarget {
-        target: reference.to_string(),
-        reason: format!("not an image reference: {e}"),
-    })?;
-    let registry = reference.resolve_registry().to_string();
-    let auth = auth::resolve_auth(
-        &registry,
-        options.credentials.as_ref(),
-        options.use_config_files,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("minehound-net")
-        .build()
-        .map_err(|source| Error::Io {
-            path: "tokio runtime".into(),
-            source,
-        })?;
-
-    // Docker's rule: HTTPS first; plain HTTP only for loopback hosts and hosts
-    // the user named insecure.
-    let insecure = options.insecure_registries.iter().any(|h| h == &registry);
-    let may_use_http = insecure || is_loopback(&registry);
+    let Endpoint {
+        reference,
+        auth,
+        runtime,
+        insecure,
+        may_use_http,
+    } = Endpoint::new(reference, options, "minehound-net")?;
     let https = Arc::new(oci_client(client_config(options, insecure, false)?)?);
     let mut store = RegistryStore {
         runtime,

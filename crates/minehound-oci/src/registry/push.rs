@@ -11,10 +11,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde_json::json;
 
-use super::{
-    RegistryOptions, auth, client_config, install_crypto_provider, is_loopback, is_transport_error,
-    oci_client,
-};
+use super::{Endpoint, RegistryOptions, client_config, is_transport_error, oci_client};
 use crate::{BlobLocation, BlobStore, Error, Image, digest};
 
 /// Bytes per upload chunk (one PATCH request each).
@@ -55,34 +52,18 @@ pub fn push_images(
     if images.is_empty() {
         return Err(Error::NoImage(store.name()));
     }
-    install_crypto_provider();
-    let reference: Reference = destination.parse().map_err(|e| Error::InvalidTarget {
-        target: destination.to_string(),
-        reason: format!("not an image reference: {e}"),
-    })?;
-    let registry = reference.resolve_registry().to_string();
-    let credentials = auth::resolve_auth(
-        &registry,
-        options.credentials.as_ref(),
-        options.use_config_files,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("minehound-push")
-        .build()
-        .map_err(|source| Error::Io {
-            path: "tokio runtime".into(),
-            source,
-        })?;
-
-    let insecure = options.insecure_registries.iter().any(|h| h == &registry);
-    let may_use_http = insecure || is_loopback(&registry);
+    let Endpoint {
+        reference,
+        auth,
+        runtime,
+        insecure,
+        may_use_http,
+    } = Endpoint::new(destination, options, "minehound-push")?;
     let mut pusher = Pusher {
         runtime,
         client: oci_client(client_config(options, insecure, false)?)?,
         reference,
-        auth: credentials,
+        auth,
         pushed: Pushed {
             reference: destination.to_string(),
             digest: String::new(),
