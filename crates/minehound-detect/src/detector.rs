@@ -84,20 +84,24 @@ impl<'s> Detector<'s> {
 
     /// Checks one whole candidate file.
     pub fn check(&mut self, kind: FileKind, data: &[u8]) -> Result<Vec<Detection>, Error> {
-        let digest = sha256(data);
-        self.check_file(kind, data, Some(&digest))
+        self.check_file(kind, data, true)
+            .map(|checked| checked.detections)
     }
 
-    /// Checks a file given its SHA-256, or `None` when `data` is only the start of
-    /// a file too large to read whole: then only YARA runs, on what there is.
+    /// Checks a file. `whole` is false when `data` is only the start of a file
+    /// too large to read whole (or not a file): then only YARA runs, on what
+    /// there is. A whole file is hashed only when a hash list entry has its
+    /// size, since hashing every file costs as much as inflating it.
     pub fn check_file(
         &mut self,
         kind: FileKind,
         data: &[u8],
-        digest: Option<&[u8; 32]>,
-    ) -> Result<Vec<Detection>, Error> {
+        whole: bool,
+    ) -> Result<CheckedFile, Error> {
         let mut out = Vec::new();
-        if let Some(entry) = digest.and_then(|d| self.signatures.hashes.get(d)) {
+        let hashes = &self.signatures.hashes;
+        let digest = (whole && hashes.may_hold_size(data.len() as u64)).then(|| sha256(data));
+        if let Some(entry) = digest.as_ref().and_then(|d| hashes.get(d)) {
             out.push(Detection {
                 rule: KNOWN_HASH_RULE.to_string(),
                 detector: "sha256",
@@ -109,7 +113,7 @@ impl<'s> Detector<'s> {
                 ),
             });
         }
-        if kind == FileKind::Elf && digest.is_some() {
+        if kind == FileKind::Elf && whole {
             out.extend(elf::inspect(data));
         }
         let results = self.scanner.scan(data).map_err(Error::Scan)?;
@@ -142,8 +146,20 @@ impl<'s> Detector<'s> {
             };
             out.push(detection);
         }
-        Ok(out)
+        Ok(CheckedFile {
+            detections: out,
+            sha256: digest,
+        })
     }
+}
+
+/// What [`Detector::check_file`] found in one file.
+#[derive(Debug, Clone, Default)]
+pub struct CheckedFile {
+    /// Every detection, hash list, ELF and YARA.
+    pub detections: Vec<Detection>,
+    /// The file's SHA-256, when checking it needed one.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl Detector<'_> {

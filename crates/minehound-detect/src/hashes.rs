@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::{Error, Severity};
@@ -17,11 +17,26 @@ pub struct HashEntry {
 }
 
 /// SHA-256 digests of known builds, loaded from tab-separated files with the
-/// columns `sha256 family severity name source` (a header line naming them,
-/// `#` comments and blank lines are allowed).
-#[derive(Debug, Clone, Default)]
+/// columns `sha256 family severity name source [size]` (a header line naming
+/// them, `#` comments and blank lines are allowed).
+///
+/// The optional `size` (bytes) lets a scan skip hashing every file whose size
+/// no entry has: an exact filter, since equal digests mean equal sizes. One
+/// entry without a size switches the filter off (every file is hashed).
+#[derive(Debug, Clone)]
 pub struct HashList {
     entries: HashMap<[u8; 32], HashEntry>,
+    /// Sizes of all entries; `None` once an entry has no size.
+    sizes: Option<HashSet<u64>>,
+}
+
+impl Default for HashList {
+    fn default() -> Self {
+        HashList {
+            entries: HashMap::new(),
+            sizes: Some(HashSet::new()),
+        }
+    }
 }
 
 impl HashList {
@@ -45,6 +60,13 @@ impl HashList {
         self.entries.get(sha256)
     }
 
+    /// Whether a file of `size` bytes may be in the list, so is worth hashing.
+    pub fn may_hold_size(&self, size: u64) -> bool {
+        self.sizes
+            .as_ref()
+            .is_none_or(|sizes| sizes.contains(&size))
+    }
+
     /// Adds every line of `text`; `origin` names the file in errors.
     pub fn parse(&mut self, origin: &Path, text: &str) -> Result<(), Error> {
         for (index, line) in text.lines().enumerate() {
@@ -58,9 +80,9 @@ impl HashList {
                 continue;
             }
             let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
-            if cols.len() != 5 {
+            if !(5..=6).contains(&cols.len()) {
                 return Err(err(format!(
-                    "expected 5 tab-separated columns (sha256 family severity name source), found {}",
+                    "expected 5 or 6 tab-separated columns (sha256 family severity name source [size]), found {}",
                     cols.len()
                 )));
             }
@@ -70,6 +92,17 @@ impl HashList {
             let severity = cols[2].parse().map_err(|e| err(format!("{e}")))?;
             if cols[4].is_empty() {
                 return Err(err("every hash needs a source".to_string()));
+            }
+            match cols.get(5).filter(|c| !c.is_empty()) {
+                Some(size) => {
+                    let size = size
+                        .parse::<u64>()
+                        .map_err(|_| err(format!("{size:?} is not a size in bytes")))?;
+                    if let Some(sizes) = &mut self.sizes {
+                        sizes.insert(size);
+                    }
+                }
+                None => self.sizes = None,
             }
             self.entries.insert(
                 digest,
@@ -115,5 +148,24 @@ mod tests {
             err.to_string().starts_with("y.tsv:2: unknown severity"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sizes_filter_what_is_worth_hashing() {
+        let mut list = HashList::default();
+        assert!(!list.may_hold_size(10), "an empty list needs no hashing");
+        let line =
+            |byte: &str, size: &str| format!("{}\txmrig\tcritical\tn\ts{size}\n", byte.repeat(32));
+        list.parse(Path::new("x.tsv"), &line("ab", "\t4998584"))
+            .unwrap();
+        assert!(list.may_hold_size(4_998_584));
+        assert!(!list.may_hold_size(4_998_585));
+        let err = list
+            .parse(Path::new("x.tsv"), &line("cd", "\tbig"))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "x.tsv:1: \"big\" is not a size in bytes");
+        // A build listed without its size could have any size.
+        list.parse(Path::new("y.tsv"), &line("ef", "")).unwrap();
+        assert!(list.may_hold_size(1));
     }
 }

@@ -45,6 +45,6 @@ pub use registry::{
 };
 pub use resolve::{MAX_LAYERS, images_from_docker_archive, images_from_layout};
 pub use source::{Opened, images_from_archive, open};
-pub use store::{BlobStore, LayoutDir, MemoryStore, TarArchive};
+pub use store::{BlobFile, BlobStore, LayoutDir, MemoryStore, TarArchive};
 pub use stream::{StreamedArchive, read_archive_stream};
 pub use target::{ImageRef, Target};

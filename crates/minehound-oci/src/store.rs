@@ -27,6 +27,12 @@ pub trait BlobStore: Send + Sync {
         false
     }
 
+    /// The local file a blob is read from, if the store reads files: lets a
+    /// cache tell an unchanged file from an edited one without reading it.
+    fn blob_file(&self, _location: &BlobLocation) -> Option<BlobFile> {
+        None
+    }
+
     /// Reads a manifest or index by digest. Registries serve these from another
     /// endpoint than blobs; everywhere else they are blobs.
     fn read_manifest(&self, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {
@@ -38,6 +44,15 @@ pub trait BlobStore: Send + Sync {
         let what = location.member_path()?;
         read_capped(self.open(location)?, limit, &what, &self.name())
     }
+}
+
+/// Where a blob's bytes sit on the local disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobFile {
+    /// The file holding the blob.
+    pub path: PathBuf,
+    /// Offset and length of the blob in the file; `None` for the whole file.
+    pub range: Option<(u64, u64)>,
 }
 
 fn read_capped(reader: impl Read, limit: u64, what: &str, store: &str) -> Result<Vec<u8>, Error> {
@@ -120,6 +135,13 @@ impl BlobStore for LayoutDir {
             }
             Err(source) => Err(Error::Io { path, source }),
         }
+    }
+
+    fn blob_file(&self, location: &BlobLocation) -> Option<BlobFile> {
+        Some(BlobFile {
+            path: self.path_of(&location.member_path().ok()?).ok()?,
+            range: None,
+        })
     }
 
     fn read_member(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
@@ -235,6 +257,14 @@ impl BlobStore for TarArchive {
             .member(&path)
             .ok_or_else(|| Error::MissingBlob(path.clone()))?;
         self.open_member(member)
+    }
+
+    fn blob_file(&self, location: &BlobLocation) -> Option<BlobFile> {
+        let member = self.member(&location.member_path().ok()?)?;
+        Some(BlobFile {
+            path: self.path.clone(),
+            range: Some((member.offset, member.size)),
+        })
     }
 
     fn read_member(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {

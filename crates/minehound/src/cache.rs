@@ -8,6 +8,15 @@
 //! check out, or does not decode, is a miss: the layer is scanned again and the
 //! entry rewritten. The cache can only save work, never change a verdict.
 //!
+//! Local blobs (layouts, archives) can be edited after they were scanned, so a
+//! hit on one counts only once its bytes hash to the digest again, unless the
+//! cache holds a stamp of the very file as it was hashed: device, inode, size,
+//! modification and change times. The kernel sets the change time on every
+//! write and nobody can set it back, so an unchanged stamp means unchanged
+//! bytes (the same reasoning as git's index). Stamps of files changed in the
+//! last seconds are not kept, since a write in the same clock tick would not
+//! show.
+//!
 //! Each entry is one file, written aside and renamed into place, so any number
 //! of processes can share a directory without locks and a crash leaves no
 //! half-written entry. (An embedded B-tree store was tried first; a damaged file
@@ -16,8 +25,10 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use minehound_detect::{Detection, Severity};
+use minehound_oci::BlobFile;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -25,11 +36,16 @@ use crate::layer::{FileFinding, LayerScan, SkippedFile};
 
 /// Subdirectory of the cache directory; a new entry format gets a new one.
 const ENTRIES: &str = "layers-v1";
+/// Subdirectory for stamps of local blob files already hashed.
+const STAMPS: &str = "stamps-v1";
+/// A file changed more recently than this is not stamped.
+const SETTLE_TIME: Duration = Duration::from_secs(2);
 
 /// A layer cache in a directory. Cheap to share.
 #[derive(Debug)]
 pub struct LayerCache {
     dir: PathBuf,
+    stamps: PathBuf,
 }
 
 /// Why a cache could not be opened.
@@ -58,15 +74,20 @@ impl LayerCache {
     /// the cache decides the verdicts it serves.
     pub fn open(dir: &Path) -> Result<LayerCache, CacheError> {
         let entries = dir.join(ENTRIES);
+        let stamps = dir.join(STAMPS);
         let fail = |source| CacheError {
             path: dir.to_path_buf(),
             source,
         };
         create_private_dir(&entries).map_err(fail)?;
-        for d in [dir, entries.as_path()] {
+        create_private_dir(&stamps).map_err(fail)?;
+        for d in [dir, entries.as_path(), stamps.as_path()] {
             check_private(d).map_err(fail)?;
         }
-        Ok(LayerCache { dir: entries })
+        Ok(LayerCache {
+            dir: entries,
+            stamps,
+        })
     }
 
     /// The directory holding the entries.
@@ -75,8 +96,22 @@ impl LayerCache {
     }
 
     fn entry_path(&self, key: &CacheKey) -> PathBuf {
-        let hex = hex::encode(key.0);
-        self.dir.join(&hex[..2]).join(&hex[2..])
+        fan_out(&self.dir, &key.0)
+    }
+
+    /// Whether the blob file was hashed to its digest before and has not
+    /// changed since.
+    pub(crate) fn blob_known(&self, stamp: &BlobStamp) -> bool {
+        fs::read(fan_out(&self.stamps, &stamp.key))
+            .is_ok_and(|held| held == stamp.digest.as_bytes())
+    }
+
+    /// Notes that the blob file hashed to its digest, unless it changed too
+    /// recently for its stamp to be trusted.
+    pub(crate) fn remember_blob(&self, stamp: &BlobStamp) {
+        if stamp.settled {
+            let _ = write_atomically(&fan_out(&self.stamps, &stamp.key), stamp.digest.as_bytes());
+        }
     }
 
     /// The scan stored under `key`, if there is a sound one.
@@ -92,19 +127,85 @@ impl LayerCache {
     }
 
     fn put_bytes(&self, key: &CacheKey, bytes: &[u8]) -> std::io::Result<()> {
-        let path = self.entry_path(key);
-        let parent = path.parent().expect("entries sit in a fan-out directory");
-        create_private_dir(parent)?;
-        let mut staged = tempfile::NamedTempFile::new_in(parent)?;
-        staged.write_all(bytes)?;
-        staged.persist(&path).map_err(|e| e.error)?;
-        Ok(())
+        write_atomically(&self.entry_path(key), bytes)
     }
 
     /// Overwrites the entry for `key` with `bytes` (tests of damaged entries).
     #[cfg(test)]
     pub(crate) fn put_raw(&self, key: &CacheKey, bytes: &[u8]) {
         self.put_bytes(key, bytes).unwrap();
+    }
+}
+
+/// `dir/ab/cdef…`: a fan-out keeps directories small.
+fn fan_out(dir: &Path, key: &[u8; 32]) -> PathBuf {
+    let hex = hex::encode(key);
+    dir.join(&hex[..2]).join(&hex[2..])
+}
+
+/// Writes `bytes` aside and renames them into place: readers see all or nothing.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = path.parent().expect("entries sit in a fan-out directory");
+    create_private_dir(parent)?;
+    let mut staged = tempfile::NamedTempFile::new_in(parent)?;
+    staged.write_all(bytes)?;
+    staged.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A local blob file as it is now: what it is, how big, when last changed.
+#[derive(Debug, Clone)]
+pub(crate) struct BlobStamp {
+    key: [u8; 32],
+    digest: String,
+    /// Changed long enough ago for the stamp to tell a later change.
+    settled: bool,
+}
+
+impl BlobStamp {
+    /// The stamp of the file holding blob `digest`; take it before reading.
+    #[cfg(unix)]
+    pub(crate) fn of(file: &BlobFile, digest: &str) -> Option<BlobStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let path = file.path.canonicalize().ok()?;
+        let meta = fs::metadata(&path).ok()?;
+        let mut hash = Sha256::new();
+        hash.update(b"minehound blob stamp v1\0");
+        hash.update(path.as_os_str().as_encoded_bytes());
+        hash.update([0]);
+        let (offset, len) = file.range.unwrap_or((0, meta.size()));
+        let numbers = [
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+            offset,
+            len,
+        ];
+        for n in numbers {
+            hash.update(n.to_le_bytes());
+        }
+        hash.update(digest.as_bytes());
+        let changed = SystemTime::UNIX_EPOCH
+            + Duration::new(meta.ctime().max(meta.mtime()).max(0) as u64, 0)
+            + Duration::from_secs(1);
+        let settled = SystemTime::now()
+            .duration_since(changed)
+            .is_ok_and(|age| age >= SETTLE_TIME);
+        Some(BlobStamp {
+            key: hash.finalize().into(),
+            digest: digest.to_string(),
+            settled,
+        })
+    }
+
+    /// Without inode and change time there is no trustworthy stamp.
+    #[cfg(not(unix))]
+    pub(crate) fn of(_file: &BlobFile, _digest: &str) -> Option<BlobStamp> {
+        None
     }
 }
 

@@ -62,8 +62,8 @@ pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec
     let platform = image.platform.as_ref().map(|p| p.to_string());
     let mut out = Vec::new();
     for part in parts(image) {
-        let detections = match detector.check_file(FileKind::Text, part.text.as_bytes(), None) {
-            Ok(d) => d,
+        let detections = match detector.check_file(FileKind::Text, part.text.as_bytes(), false) {
+            Ok(checked) => checked.detections,
             // A config line too hostile for the scanner is reported as such.
             Err(err) => vec![Detection {
                 rule: IMAGE_CONFIG_RULE.into(),

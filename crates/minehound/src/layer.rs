@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use minehound_detect::{Detection, Detector, FileKind, classify, hidden_path, sha256};
+use minehound_detect::{CheckedFile, Detection, Detector, FileKind, classify, hidden_path, sha256};
 use minehound_unpack::{ArchiveFormat, FileEntry, HashingReader, Limits, Visitor, walk_nested};
 
 use crate::LayerError;
@@ -206,13 +206,19 @@ impl Visitor for FileChecker<'_, '_> {
         // Every file goes through the rules, whatever it looks like: a NUL byte or
         // a tar magic must not be enough to hide a script or config. Hashes and
         // ELF parsing need whole candidate files.
-        let digest = (!file.truncated && kind.is_candidate()).then(|| sha256(file.data));
-        match self.detector.check_file(kind, file.data, digest.as_ref()) {
-            Ok(mut detections) => {
+        let whole = !file.truncated && kind.is_candidate();
+        match self.detector.check_file(kind, file.data, whole) {
+            Ok(CheckedFile {
+                mut detections,
+                sha256: digest,
+            }) => {
                 if let Some(hidden) = hidden_path(file.path, kind, &detections) {
                     detections.push(hidden);
                 }
                 if !detections.is_empty() {
+                    // A finding names its file's hash (for allowlists and
+                    // lookups) even when no hash list needed it.
+                    let digest = digest.or_else(|| whole.then(|| sha256(file.data)));
                     self.scan.findings.push(FileFinding {
                         path: file.path.to_string(),
                         sha256: digest.map(hex::encode),

@@ -13,7 +13,7 @@ use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
 
-use crate::cache::{CacheKey, LayerCache};
+use crate::cache::{BlobStamp, CacheKey, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{LayerScan, scan_layer_blob};
 use crate::merge::{ScannedImage, build_report};
@@ -361,12 +361,23 @@ impl Scanner {
             }
         }
         // A local blob can be edited after it was cached: its bytes must still
-        // hash to its digest (a hash, not a scan) before the result counts.
+        // hash to its digest (a hash, not a scan) before the result counts,
+        // unless the cache stamped the file as hashed and it has not changed.
         if !store.content_addressed() {
             let checked: Vec<_> = self.pool.install(|| {
                 hits.into_par_iter()
                     .map(|(layer, key, scan)| {
-                        let intact = blob_matches(store, layer);
+                        let stamp = self.blob_stamp(store, layer);
+                        let intact = match (&stamp, &self.cache) {
+                            (Some(stamp), Some(cache)) if cache.blob_known(stamp) => true,
+                            _ => {
+                                let intact = blob_matches(store, layer);
+                                if intact {
+                                    self.remember_blob(stamp.as_ref());
+                                }
+                                intact
+                            }
+                        };
                         (layer, key, scan, intact)
                     })
                     .collect()
@@ -390,6 +401,8 @@ impl Scanner {
             let name = layer
                 .display_digest()
                 .map_or_else(|| format!("layer {}", layer.index), str::to_string);
+            // Stamped before reading, so a change while reading shows later.
+            let stamp = self.blob_stamp(store, layer);
             let scan = store
                 .open(&layer.location)
                 .map_err(LayerError::from)
@@ -412,6 +425,7 @@ impl Scanner {
                 && verify(layer, scan).is_ok()
             {
                 cache.put(key, scan);
+                self.remember_blob(stamp.as_ref());
             }
             (layer.location.clone(), scan.map(Arc::new))
         }));
@@ -420,6 +434,20 @@ impl Scanner {
         assemble(images, |layer| {
             take_shared(&mut by_location, &layer.location)
         })
+    }
+
+    /// The stamp of a local layer blob's file, when there is a cache to keep it.
+    fn blob_stamp(&self, store: &dyn BlobStore, layer: &Layer) -> Option<BlobStamp> {
+        if self.cache.is_none() || store.content_addressed() {
+            return None;
+        }
+        BlobStamp::of(&store.blob_file(&layer.location)?, layer.digest.as_deref()?)
+    }
+
+    fn remember_blob(&self, stamp: Option<&BlobStamp>) {
+        if let (Some(stamp), Some(cache)) = (stamp, &self.cache) {
+            cache.remember_blob(stamp);
+        }
     }
 
     /// A layer's cache key: by blob digest; from a registry also by diff id

@@ -34,6 +34,28 @@ fn derived_layout(dir: &Path) -> String {
     format!("oci:{}", dir.display())
 }
 
+/// The blob file of layer `index` of the report's first image, in a layout.
+fn layer_blob(layout: &Path, report: &Value, index: usize) -> std::path::PathBuf {
+    let digest = report["images"][0]["layers"][index]["digest"]
+        .as_str()
+        .unwrap();
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// An edited blob is read again, and fails its digest: the scan is an error.
+fn assert_layer_1_rejected(cache: &Path, target: &str) {
+    minehound()
+        .env_remove("MINEHOUND_NO_CACHE")
+        .args(["scan", "-q", "--cache-dir"])
+        .arg(cache)
+        .arg(target)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("layer 1"));
+}
+
 #[test]
 fn a_second_scan_reads_no_layer_and_shared_base_layers_are_scanned_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,24 +87,12 @@ fn a_second_scan_reads_no_layer_and_shared_base_layers_are_scanned_once() {
     assert_eq!(other["stats"]["layers_cached"], 0);
 
     // A local blob edited after it was cached is read, and caught.
-    let blob = dir.path().join("demo/blobs/sha256").join(
-        first["images"][0]["layers"][1]["digest"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:"),
-    );
+    let blob = layer_blob(&dir.path().join("demo"), &first, 1);
     let mut bytes = fs::read(&blob).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     fs::write(&blob, &bytes).unwrap();
-    minehound()
-        .env_remove("MINEHOUND_NO_CACHE")
-        .args(["scan", "-q", "--cache-dir"])
-        .arg(&cache)
-        .arg(&demo)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("layer 1"));
+    assert_layer_1_rejected(&cache, &demo);
     bytes[last] ^= 0xff;
     fs::write(&blob, &bytes).unwrap();
 
@@ -96,6 +106,50 @@ fn a_second_scan_reads_no_layer_and_shared_base_layers_are_scanned_once() {
         .assert()
         .code(1);
     assert!(!fresh.exists());
+}
+
+/// Stamp files under the cache: local blob files known to hash to their digest.
+fn stamps(cache: &Path) -> usize {
+    let Ok(fan_out) = fs::read_dir(cache.join("stamps-v1")) else {
+        return 0;
+    };
+    fan_out
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .count()
+}
+
+#[test]
+fn a_blob_file_is_trusted_by_its_stamp_only_while_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let demo = demo_layout(&dir.path().join("demo"));
+
+    // Files written in the last seconds get no stamp: a second write in the
+    // same clock tick would not change it.
+    let first = cached_scan(&cache, &demo, &[], 1);
+    assert_eq!(stamps(&cache), 0, "fresh files are hashed every time");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let again = cached_scan(&cache, &demo, &[], 1);
+    assert_eq!(again["stats"]["layers_cached"], 3);
+    assert_eq!(stamps(&cache), 3, "settled files are stamped once hashed");
+    assert_eq!(
+        cached_scan(&cache, &demo, &[], 1)["findings"],
+        first["findings"]
+    );
+
+    // Same size, modification time put back: the change time still tells.
+    let blob = layer_blob(&dir.path().join("demo"), &first, 1);
+    let modified = fs::metadata(&blob).unwrap().modified().unwrap();
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&blob, &bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&blob)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    assert_layer_1_rejected(&cache, &demo);
 }
 
 #[test]
