@@ -1,5 +1,6 @@
 //! End to end: a large image of this machine's ELF files (default 1.5 GiB in
-//! six gzip layers; `MINEHOUND_BENCH_MIB` changes it), scanned from an OCI
+//! six gzip layers; `MINEHOUND_BENCH_MIB` and `MINEHOUND_BENCH_LAYERS` change
+//! them), scanned from an OCI
 //! layout, beside what a user sees and what a user would script today, all in
 //! one run so the ratios hold on a shared machine:
 //!
@@ -8,7 +9,8 @@
 //!   the same bundled rules (Debian's `yara`);
 //! - the inflate floor: every layer through minehound's inflater (flate2 on
 //!   zlib-rs) into nothing, layers spread over all cores: no scan can beat it;
-//! - minehound cold (no cache), and again with a warm layer cache;
+//! - minehound cold (no cache) on one worker (`--jobs 1`: no read-ahead
+//!   thread either) and on all cores, and again with a warm layer cache;
 //! - minehound's peak RSS.
 //!
 //! `cargo bench -p minehound-bench --bench e2e`
@@ -27,9 +29,17 @@ use minehound_bench::{bench_mib, large_image};
 fn main() {
     let mib = bench_mib(1536);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = root.join(format!("target/minehound-bench/e2e-{mib}"));
+    let layers: usize = std::env::var("MINEHOUND_BENCH_LAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let name = match layers {
+        6 => format!("e2e-{mib}"),
+        _ => format!("e2e-{mib}-{layers}"),
+    };
+    let dir = root.join("target/minehound-bench").join(name);
     let started = Instant::now();
-    let image = large_image(&dir, mib << 20, 6).expect("build the bench image");
+    let image = large_image(&dir, mib << 20, layers).expect("build the bench image");
     let blob_bytes: u64 = image
         .blobs
         .iter()
@@ -60,6 +70,11 @@ fn main() {
 
     let target = format!("oci:{}", image.layout.display());
     let request = ScanRequest::new(target.parse().expect("oci target"), target.clone());
+    let one_worker = ScannerBuilder::new().jobs(1).build().expect("scanner");
+    let t = Instant::now();
+    one_worker.scan(&request).expect("scan");
+    let cold_one = t.elapsed();
+
     let scanner = ScannerBuilder::new().build().expect("scanner");
     reset_peak_rss();
     let rss_before = peak_rss_kib();
@@ -126,6 +141,7 @@ fn main() {
             (extract + scan).as_secs_f64() / floor.as_secs_f64()
         );
     }
+    row("minehound, cold, one worker (--jobs 1)", cold_one);
     row("minehound, cold (no cache)", cold);
     row("minehound, filling a layer cache", filling);
     row("minehound, warm layer cache", warm);

@@ -43,6 +43,7 @@ mod hashing;
 mod limits;
 mod nested;
 mod path;
+mod read_ahead;
 mod walk;
 
 pub use compression::{Compression, LimitExceeded, decompress};
@@ -51,4 +52,5 @@ pub use hashing::HashingReader;
 pub use limits::Limits;
 pub use nested::{ArchiveFormat, walk_nested};
 pub use path::{join_nested, normalize};
+pub use read_ahead::{AheadReader, ReadAhead, read_ahead};
 pub use walk::{FileEntry, LayerCounts, Visitor, walk_layer, walk_layer_tar};

@@ -89,20 +89,74 @@ pub fn scan_layer_blob(
     limits: &Limits,
 ) -> Result<LayerScan, LayerError> {
     let mut raw = HashingReader::new(blob);
-    let mut scan = LayerScan::default();
-    {
-        let mut checker = FileChecker::new(detector, limits, &mut scan);
-        let (_, decompressed) = minehound_unpack::decompress(&mut raw, limits.max_layer_size)
-            .map_err(minehound_unpack::Error::from_io)?;
-        let mut plain = HashingReader::new(decompressed);
-        minehound_unpack::walk_layer_tar(&mut plain, limits, &mut checker)?;
-        let (diff_id, bytes) = plain.finish().map_err(minehound_unpack::Error::from_io)?;
-        scan.diff_id = diff_id;
-        scan.uncompressed_bytes = bytes;
-    }
+    let (_, decompressed) = minehound_unpack::decompress(&mut raw, limits.max_layer_size)
+        .map_err(minehound_unpack::Error::from_io)?;
+    let mut scan = check_layer_tar(decompressed, detector, limits)?;
     let (digest, bytes) = raw.finish().map_err(minehound_unpack::Error::from_io)?;
     scan.digest = digest;
     scan.compressed_bytes = bytes;
+    Ok(scan)
+}
+
+/// [`scan_layer_blob`] on two threads: this one walks and checks the files
+/// while another reads, hashes and inflates the blob ahead of it. Inflating is
+/// about half the work, so a layer scans in about half the time when a core
+/// is free (an image of one large layer, or the last layer of an image).
+pub(crate) fn scan_layer_blob_ahead(
+    blob: impl Read + Send,
+    detector: &mut Detector<'_>,
+    limits: &Limits,
+) -> Result<LayerScan, LayerError> {
+    let (pump, inflated) = minehound_unpack::read_ahead();
+    std::thread::scope(|scope| {
+        let inflater = scope.spawn(move || {
+            let mut raw = HashingReader::new(blob);
+            let pumped = minehound_unpack::decompress(&mut raw, limits.max_layer_size)
+                .map(|(_, mut decompressed)| pump.pump(&mut decompressed));
+            match pumped {
+                // The blob's trailing bytes count too, as in `scan_layer_blob`.
+                Ok(true) => match raw.finish() {
+                    Ok(digest) => Some(digest),
+                    Err(e) => {
+                        pump.fail(e);
+                        None
+                    }
+                },
+                Ok(false) => None,
+                Err(e) => {
+                    pump.fail(e);
+                    None
+                }
+            }
+        });
+        // Dropping the reader (when this returns, even early) stops the inflater.
+        let checked = check_layer_tar(inflated, detector, limits);
+        let blob_digest = inflater.join();
+        let mut scan = checked?;
+        let Ok(Some((digest, bytes))) = blob_digest else {
+            return Err(LayerError::Unpack(minehound_unpack::Error::from_io(
+                std::io::Error::other("the layer blob could not be read to its end"),
+            )));
+        };
+        scan.digest = digest;
+        scan.compressed_bytes = bytes;
+        Ok(scan)
+    })
+}
+
+/// Walks an uncompressed layer tar and checks every file; fills in the diff id.
+fn check_layer_tar(
+    tar: impl Read,
+    detector: &mut Detector<'_>,
+    limits: &Limits,
+) -> Result<LayerScan, LayerError> {
+    let mut scan = LayerScan::default();
+    let mut checker = FileChecker::new(detector, limits, &mut scan);
+    let mut plain = HashingReader::new(tar);
+    minehound_unpack::walk_layer_tar(&mut plain, limits, &mut checker)?;
+    let (diff_id, bytes) = plain.finish().map_err(minehound_unpack::Error::from_io)?;
+    scan.diff_id = diff_id;
+    scan.uncompressed_bytes = bytes;
     Ok(scan)
 }
 

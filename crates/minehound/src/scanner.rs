@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::cache::{BlobStamp, CacheKey, LayerCache};
 use crate::config::config_findings;
-use crate::layer::{LayerScan, scan_layer_blob};
+use crate::layer::{LayerScan, scan_layer_blob, scan_layer_blob_ahead};
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Progress, ProgressReader};
 use crate::{Error, LayerError, fs_scan};
@@ -396,7 +396,6 @@ impl Scanner {
             .map(|(layer, _, scan)| (layer.location.clone(), Ok(Arc::new(scan))))
             .collect();
         let cached = results.len() as u64;
-        let limits = &self.limits;
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
             let name = layer
                 .display_digest()
@@ -414,11 +413,11 @@ impl Scanner {
                             layer: name.clone(),
                             progress: Arc::clone(progress),
                         };
-                        let scan = scan_layer_blob(reader, detector, limits);
+                        let scan = self.scan_blob(reader, detector);
                         progress.layer_finished(&name);
                         scan
                     }
-                    None => scan_layer_blob(blob, detector, limits),
+                    None => self.scan_blob(blob, detector),
                 });
             // Only a layer whose bytes match what the image declares is kept.
             if let (Ok(scan), Some(key), Some(cache)) = (&scan, key, &self.cache)
@@ -434,6 +433,20 @@ impl Scanner {
         assemble(images, |layer| {
             take_shared(&mut by_location, &layer.location)
         })
+    }
+
+    /// Scans a layer blob; with more than one worker, inflating it runs on a
+    /// thread of its own, ahead of the checks.
+    fn scan_blob(
+        &self,
+        blob: impl Read + Send,
+        detector: &mut Detector<'_>,
+    ) -> Result<LayerScan, LayerError> {
+        if self.pool.current_num_threads() > 1 {
+            scan_layer_blob_ahead(blob, detector, &self.limits)
+        } else {
+            scan_layer_blob(blob, detector, &self.limits)
+        }
     }
 
     /// The stamp of a local layer blob's file, when there is a cache to keep it.
@@ -497,7 +510,7 @@ impl Scanner {
                         .store
                         .open(&key)
                         .map_err(LayerError::from)
-                        .and_then(|blob| scan_layer_blob(blob, &mut detector, limits)),
+                        .and_then(|blob| self.scan_blob(blob, &mut detector)),
                 };
                 done.insert(key.clone(), result.map(Arc::new));
             }
