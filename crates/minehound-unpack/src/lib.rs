@@ -37,6 +37,9 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+// Only for its "std" feature (run-time CPU detection in the inflater).
+use zlib_rs as _;
+
 mod compression;
 mod error;
 mod hashing;
