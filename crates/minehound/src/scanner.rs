@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minehound_detect::{Detector, Signatures, SignaturesBuilder};
 use minehound_oci::{
@@ -396,7 +397,15 @@ impl Scanner {
             .map(|(layer, _, scan)| (layer.location.clone(), Ok(Arc::new(scan))))
             .collect();
         let cached = results.len() as u64;
+        let (started, busy) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let jobs = self.pool.current_num_threads();
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
+            // The last layer to start may inflate on a thread of its own while
+            // a worker is idle (an image of one large layer, say); `--jobs`
+            // still bounds the busy threads.
+            let last = started.fetch_add(1, Ordering::SeqCst) + 1 == to_scan.len();
+            let now_busy = busy.fetch_add(1, Ordering::SeqCst) + 1;
+            let ahead = last && now_busy < jobs;
             let name = layer
                 .display_digest()
                 .map_or_else(|| format!("layer {}", layer.index), str::to_string);
@@ -413,11 +422,11 @@ impl Scanner {
                             layer: name.clone(),
                             progress: Arc::clone(progress),
                         };
-                        let scan = self.scan_blob(reader, detector);
+                        let scan = self.scan_blob(reader, detector, ahead);
                         progress.layer_finished(&name);
                         scan
                     }
-                    None => self.scan_blob(blob, detector),
+                    None => self.scan_blob(blob, detector, ahead),
                 });
             // Only a layer whose bytes match what the image declares is kept.
             if let (Ok(scan), Some(key), Some(cache)) = (&scan, key, &self.cache)
@@ -426,6 +435,7 @@ impl Scanner {
                 cache.put(key, scan);
                 self.remember_blob(stamp.as_ref());
             }
+            busy.fetch_sub(1, Ordering::SeqCst);
             (layer.location.clone(), scan.map(Arc::new))
         }));
         *layers_cached += cached;
@@ -435,14 +445,15 @@ impl Scanner {
         })
     }
 
-    /// Scans a layer blob; with more than one worker, inflating it runs on a
-    /// thread of its own, ahead of the checks.
+    /// Scans a layer blob; `ahead` asks for inflating it on a thread of its
+    /// own, ahead of the checks, when more than one thread is allowed.
     fn scan_blob(
         &self,
         blob: impl Read + Send,
         detector: &mut Detector<'_>,
+        ahead: bool,
     ) -> Result<LayerScan, LayerError> {
-        if self.pool.current_num_threads() > 1 {
+        if ahead && self.pool.current_num_threads() > 1 {
             scan_layer_blob_ahead(blob, detector, &self.limits)
         } else {
             scan_layer_blob(blob, detector, &self.limits)
@@ -510,7 +521,7 @@ impl Scanner {
                         .store
                         .open(&key)
                         .map_err(LayerError::from)
-                        .and_then(|blob| self.scan_blob(blob, &mut detector)),
+                        .and_then(|blob| self.scan_blob(blob, &mut detector, true)),
                 };
                 done.insert(key.clone(), result.map(Arc::new));
             }

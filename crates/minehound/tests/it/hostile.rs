@@ -271,3 +271,45 @@ fn layout_blobs_that_are_links_out_of_the_layout_are_refused() {
     let err = format!("{:#?}", scan(&target).unwrap_err());
     assert!(err.contains("outside the image directory"), "{err}");
 }
+
+/// A layer inflated on a thread of its own ahead of the checks (one layer,
+/// two workers) reports exactly what one thread reports; so does a layer that
+/// breaks off in the middle.
+#[test]
+fn inflating_ahead_of_the_checks_changes_no_result() {
+    let one = minehound::ScannerBuilder::new().jobs(1).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries: Vec<Entry> = (0..300)
+        .map(|i| Entry::file(&format!("/data/{i}"), vec![i as u8; 10_000 + i * 97]))
+        .collect();
+    entries.extend(
+        minehound_testdata::demo_image()
+            .layers
+            .into_iter()
+            .flat_map(|layer| layer.entries)
+            .filter(|entry| !matches!(entry, Entry::Whiteout { .. })),
+    );
+    let target = layout(dir.path(), &one_layer(entries));
+    let ahead = scan(&target).unwrap();
+    let inline = scan_with(&one, &target, PlatformChoice::Host).unwrap();
+    assert!(ahead.fails(Severity::High), "{:#?}", ahead.findings);
+    assert_eq!(ahead.findings, inline.findings);
+    assert_eq!(ahead.images[0].layers, inline.images[0].layers);
+    assert_eq!(ahead.stats.files, inline.stats.files);
+
+    let (dir, target) = demo_layout();
+    // 6 MiB from a blob cut in half: the break comes a few chunks into the
+    // hand-over between the threads.
+    let noise: Vec<u8> = (0u64..6 << 20)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    let blob = gzip(&tar_bytes(&[Entry::file("/a", noise)]));
+    replace_layer(dir.path(), &blob[..blob.len() / 2]);
+    let errors = [
+        scan(&target),
+        scan_with(&one, &target, PlatformChoice::Host),
+    ]
+    .map(|result| format!("{:?}", layer_error(result)));
+    assert_eq!(errors[0], errors[1]);
+    assert!(errors[0].contains("Unpack"), "{}", errors[0]);
+}
