@@ -58,6 +58,8 @@ pub enum Command {
     Push(Box<PushArgs>),
     /// Show the signature set, or check rule files.
     Rules(RulesArgs),
+    /// Show, prune or clear the layer cache.
+    Cache(CacheArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -70,6 +72,35 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Layer cache directory (default: the config file's cache-dir, else
+    /// $XDG_CACHE_HOME/minehound, else ~/.cache/minehound).
+    #[arg(long, global = true, value_name = "DIR", env = "MINEHOUND_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print the cache directory, how many entries it holds and their size.
+    Info,
+    /// Remove entries not used for --older-than, then the least recently used
+    /// ones until at most --max-size remain. Safe while scans use the cache.
+    Prune {
+        /// Keep at most this much (e.g. 2GiB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Remove entries not used for this long (e.g. 30d, 12h).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+    },
+    /// Remove every entry.
+    Clear,
 }
 
 #[derive(Debug, Args)]
@@ -262,15 +293,8 @@ pub fn parse_report(text: &str) -> Result<(Format, PathBuf), String> {
 
 /// `1048576`, `64K`, `64MiB`, `2G`… (binary units).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (number, unit) = number_and_unit(text, "a size like 64MiB")?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
@@ -281,6 +305,35 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `64MiB` as `(64, "MiB")`; `what` names the expected form in the error.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not {what}"))?;
+    Ok((number, unit.trim()))
+}
+
+/// `30d`, `12h`, `90m`, `45s`.
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = number_and_unit(text, "an age like 30d")?;
+    let seconds: u64 = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        other => return Err(format!("unknown age unit {other:?} (d, h, m or s)")),
+    };
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[cfg(test)]
@@ -300,5 +353,15 @@ mod tests {
     fn command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ages_take_a_unit() {
+        assert_eq!(parse_age("30d").unwrap().as_secs(), 30 * 86_400);
+        assert_eq!(parse_age("12h").unwrap().as_secs(), 12 * 3_600);
+        assert_eq!(parse_age("45s").unwrap().as_secs(), 45);
+        assert!(parse_age("30").unwrap_err().contains("unknown age unit"));
+        assert!(parse_age("d").is_err());
+        assert!(parse_age("99999999999999999999d").is_err());
     }
 }

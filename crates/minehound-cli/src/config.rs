@@ -90,6 +90,12 @@ pub fn load(path: &Path) -> Result<FileConfig> {
 
 impl FileConfig {
     /// Fills what `options` left open from this file (read from `path`).
+    /// The `cache-dir` the file sets, relative to the file.
+    pub fn cache_dir(&self, path: &Path) -> Option<PathBuf> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        self.cache_dir.as_ref().map(|dir| base.join(dir))
+    }
+
     pub fn fill(self, options: &mut ScanOptions, path: &Path) -> Result<()> {
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };

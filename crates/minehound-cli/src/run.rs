@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use minehound::{PlatformChoice, PushOutcome, Report, SignaturesBuilder, render};
 
-use crate::args::{Cli, Command, Format, PushArgs, RulesCommand};
+use crate::args::{CacheArgs, CacheCommand, Cli, Command, Format, PushArgs, RulesCommand};
 use crate::settings::{ConfigChoice, ScanSettings};
 
 /// Exit code when a finding is at or above `--fail-on`.
@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(args) => scan(ScanSettings::resolve(args.target, args.options, config)?),
         Command::Push(args) => push(*args, config),
         Command::Rules(args) => rules(args.command),
+        Command::Cache(args) => cache(args, config),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "minehound", &mut io::stdout());
@@ -257,4 +258,37 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
             no_default_signatures,
         } => crate::rules_check::check(paths, rules, no_default_signatures),
     }
+}
+
+fn cache(args: CacheArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
+    let dir = crate::settings::cache_dir(args.cache_dir, config)?;
+    let cache = minehound::LayerCache::open(&dir)?;
+    let describe = |usage: minehound::CacheUsage| {
+        format!(
+            "{} layer results, {} blob stamps, {:.1} MiB",
+            usage.layers,
+            usage.stamps,
+            usage.bytes as f64 / f64::from(1 << 20)
+        )
+    };
+    let line = match args.command {
+        CacheCommand::Info => format!("{}: {}", dir.display(), describe(cache.usage()?)),
+        CacheCommand::Prune {
+            max_size,
+            older_than,
+        } => {
+            if max_size.is_none() && older_than.is_none() {
+                anyhow::bail!("prune needs --max-size, --older-than or both");
+            }
+            let removed = cache.prune(max_size, older_than)?;
+            format!(
+                "removed {}; left {}",
+                describe(removed),
+                describe(cache.usage()?)
+            )
+        }
+        CacheCommand::Clear => format!("removed {}", describe(cache.prune(Some(0), None)?)),
+    };
+    writeln!(io::stdout(), "{line}")?;
+    Ok(ExitCode::SUCCESS)
 }

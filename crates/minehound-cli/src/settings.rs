@@ -228,3 +228,18 @@ fn credentials(
     };
     Ok(Some(Credentials { username, password }))
 }
+
+/// The layer cache directory for cache commands: the flag or environment,
+/// else the config file's `cache-dir`, else the user's cache directory.
+pub fn cache_dir(given: Option<PathBuf>, config: ConfigChoice<'_>) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    if let ConfigChoice::Find(explicit) = config
+        && let Some(path) = config::find(explicit)?
+        && let Some(dir) = config::load(&path)?.cache_dir(&path)
+    {
+        return Ok(dir);
+    }
+    LayerCache::default_dir().context("no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME")
+}

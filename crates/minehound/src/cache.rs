@@ -102,8 +102,12 @@ impl LayerCache {
     /// Whether the blob file was hashed to its digest before and has not
     /// changed since.
     pub(crate) fn blob_known(&self, stamp: &BlobStamp) -> bool {
-        fs::read(fan_out(&self.stamps, &stamp.key))
-            .is_ok_and(|held| held == stamp.digest.as_bytes())
+        let path = fan_out(&self.stamps, &stamp.key);
+        let known = fs::read(&path).is_ok_and(|held| held == stamp.digest.as_bytes());
+        if known && let Ok(file) = fs::File::options().write(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        known
     }
 
     /// Notes that the blob file hashed to its digest, unless it changed too
@@ -114,9 +118,82 @@ impl LayerCache {
         }
     }
 
-    /// The scan stored under `key`, if there is a sound one.
+    /// The scan stored under `key`, if there is a sound one. A hit marks the
+    /// entry as used now, so pruning drops the least recently used first.
     pub(crate) fn get(&self, key: &CacheKey) -> Option<LayerScan> {
-        decode(&fs::read(self.entry_path(key)).ok()?)
+        let path = self.entry_path(key);
+        let scan = decode(&fs::read(&path).ok()?)?;
+        if let Ok(file) = fs::File::options().write(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        Some(scan)
+    }
+
+    /// How many entries (layer results and blob stamps) the cache holds, and
+    /// their bytes.
+    pub fn usage(&self) -> std::io::Result<CacheUsage> {
+        let mut usage = CacheUsage::default();
+        for file in self.files()? {
+            usage.add(&file);
+        }
+        Ok(usage)
+    }
+
+    /// Removes entries unused for longer than `older_than`, then the least
+    /// recently used until at most `max_bytes` remain. Safe while other
+    /// processes use the cache: a removed entry is only a future miss.
+    /// Returns what was removed.
+    pub fn prune(
+        &self,
+        max_bytes: Option<u64>,
+        older_than: Option<Duration>,
+    ) -> std::io::Result<CacheUsage> {
+        let mut files = self.files()?;
+        // Newest first: whatever is left over at the end goes.
+        files.sort_by_key(|file| std::cmp::Reverse(file.used));
+        let oldest_kept = older_than.and_then(|age| SystemTime::now().checked_sub(age));
+        let (mut kept, mut removed) = (0u64, CacheUsage::default());
+        for file in files {
+            let too_old = oldest_kept.is_some_and(|limit| file.used < limit);
+            let too_big = max_bytes.is_some_and(|max| kept + file.bytes > max);
+            if too_old || too_big {
+                match fs::remove_file(&file.path) {
+                    Ok(()) => removed.add(&file),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                kept += file.bytes;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every file under the entry and stamp directories.
+    fn files(&self) -> std::io::Result<Vec<CacheFile>> {
+        let mut out = Vec::new();
+        for (top, stamp) in [(&self.dir, false), (&self.stamps, true)] {
+            for fan in fs::read_dir(top)? {
+                let fan = fan?;
+                if !fan.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in fs::read_dir(fan.path())? {
+                    let entry = entry?;
+                    // Gone since listed: another process pruned it.
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_file() {
+                        out.push(CacheFile {
+                            path: entry.path(),
+                            stamp,
+                            bytes: meta.len(),
+                            used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stores `scan` under `key`. A failure to store costs only a future rescan.
@@ -207,6 +284,36 @@ impl BlobStamp {
     pub(crate) fn of(_file: &BlobFile, _digest: &str) -> Option<BlobStamp> {
         None
     }
+}
+
+/// A count of cache entries and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Layer results.
+    pub layers: u64,
+    /// Stamps of local blob files known to match their digests.
+    pub stamps: u64,
+    /// Total size of both.
+    pub bytes: u64,
+}
+
+impl CacheUsage {
+    fn add(&mut self, file: &CacheFile) {
+        if file.stamp {
+            self.stamps += 1;
+        } else {
+            self.layers += 1;
+        }
+        self.bytes += file.bytes;
+    }
+}
+
+struct CacheFile {
+    path: PathBuf,
+    stamp: bool,
+    bytes: u64,
+    /// Last written or hit.
+    used: SystemTime,
 }
 
 /// What a layer's cached scan is keyed by.

@@ -32,7 +32,7 @@ mod merge;
 mod progress;
 mod scanner;
 
-pub use cache::{CacheError, LayerCache};
+pub use cache::{CacheError, CacheUsage, LayerCache};
 pub use config::IMAGE_CONFIG_PATH;
 pub use error::{Error, LayerError};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};

@@ -220,3 +220,52 @@ fn processes_share_one_cache_and_a_damaged_cache_costs_only_a_rescan() {
         3
     );
 }
+
+fn cache_command(cache: &Path, args: &[&str]) -> String {
+    let out = minehound()
+        .arg("cache")
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache)
+        .assert()
+        .success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn pruning_drops_the_least_recently_used_layers_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let demo = demo_layout(&dir.path().join("demo"));
+    let derived = derived_layout(&dir.path().join("derived"));
+
+    cached_scan(&cache, &demo, &[], 1);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Uses the shared base layer again and adds its own layer.
+    cached_scan(&cache, &derived, &[], 0);
+    let info = cache_command(&cache, &["info"]);
+    assert!(
+        info.contains(": 4 layer results"),
+        "three demo layers and the derived image's own: {info}"
+    );
+
+    let pruned = cache_command(&cache, &["prune", "--older-than", "2s"]);
+    assert!(pruned.starts_with("removed 2 layer results"), "{pruned}");
+    let demo_again = cached_scan(&cache, &demo, &[], 1);
+    assert_eq!(
+        demo_again["stats"]["layers_cached"], 1,
+        "the base layer, used recently, stayed"
+    );
+
+    let cleared = cache_command(&cache, &["clear"]);
+    assert!(cleared.starts_with("removed 4 layer results"), "{cleared}");
+    let info = cache_command(&cache, &["info"]);
+    assert!(info.contains(": 0 layer results, 0 blob stamps"), "{info}");
+
+    minehound()
+        .args(["cache", "prune", "--cache-dir"])
+        .arg(&cache)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-size, --older-than"));
+}
