@@ -55,6 +55,9 @@ pub enum LayerError {
     /// The blob could not be opened.
     #[error("cannot open the blob")]
     Open(#[from] minehound_oci::Error),
+    /// A layer from a piped archive could not be buffered for its worker.
+    #[error("cannot buffer the layer in the temporary directory (TMPDIR)")]
+    Spool(#[source] std::io::Error),
     /// Decompression or the tar walk failed.
     #[error("cannot unpack the layer")]
     Unpack(#[from] minehound_unpack::Error),

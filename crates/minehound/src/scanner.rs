@@ -502,12 +502,17 @@ impl Scanner {
                 source,
             })
         })?;
-        let mut detector = Detector::new(&self.signatures);
         let mut streamed_scans: HashMap<String, Result<LayerScan, LayerError>> = HashMap::new();
-        let streamed = minehound_oci::read_archive_stream(tar, name, &mut |path, blob| {
-            let result = scan_layer_blob(blob, &mut detector, limits);
-            streamed_scans.insert(path.to_string(), result);
-        })?;
+        let streamed = if self.pool.current_num_threads() > 1 {
+            self.read_stream_spooled(tar, name, &mut streamed_scans)?
+        } else {
+            let mut detector = Detector::new(&self.signatures);
+            minehound_oci::read_archive_stream(tar, name, &mut |path, blob| {
+                let result = scan_layer_blob(blob, &mut detector, limits);
+                streamed_scans.insert(path.to_string(), result);
+            })?
+        };
+        let mut detector = Detector::new(&self.signatures);
         let images = minehound_oci::images_from_archive(&streamed.store, wanted, platform)?;
         // Keyed by archive member: two locations may name one member (links).
         let mut done: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>> = HashMap::new();
@@ -528,6 +533,71 @@ impl Scanner {
             take_shared(&mut done, &key)
         })
     }
+
+    /// Reads an archive stream on this thread and copies each layer blob into
+    /// an unnamed temporary file that a worker scans while the stream goes on,
+    /// so the layers of a piped archive are scanned in parallel. The queue is
+    /// bounded: at most about twice the workers' count of compressed layers
+    /// sit on disk at once, and each is gone once scanned.
+    fn read_stream_spooled(
+        &self,
+        tar: impl Read,
+        name: &str,
+        scans: &mut HashMap<String, Result<LayerScan, LayerError>>,
+    ) -> Result<minehound_oci::StreamedArchive, Error> {
+        let jobs = self.pool.current_num_threads();
+        let (queue, queued) = std::sync::mpsc::sync_channel::<(String, std::fs::File)>(jobs);
+        let queued = std::sync::Mutex::new(queued);
+        let streamed = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..jobs)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut detector = Detector::new(&self.signatures);
+                        let mut done = Vec::new();
+                        loop {
+                            let next = match queued.lock() {
+                                Ok(queued) => queued.recv(),
+                                Err(_) => break,
+                            };
+                            let Ok((path, file)) = next else { break };
+                            let blob = std::io::BufReader::new(file);
+                            done.push((path, scan_layer_blob(blob, &mut detector, &self.limits)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            let streamed =
+                minehound_oci::read_archive_stream(
+                    tar,
+                    name,
+                    &mut |path, blob| match spool(blob) {
+                        Ok(file) => {
+                            let _ = queue.send((path.to_string(), file));
+                        }
+                        Err(source) => {
+                            scans.insert(path.to_string(), Err(LayerError::Spool(source)));
+                        }
+                    },
+                );
+            drop(queue);
+            for worker in workers {
+                scans.extend(worker.join().expect("layer workers do not panic"));
+            }
+            streamed
+        })?;
+        Ok(streamed)
+    }
+}
+
+/// Copies a blob into an unnamed temporary file (removed when closed) and
+/// rewinds it.
+fn spool(blob: &mut dyn Read) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = tempfile::tempfile()?;
+    std::io::copy(blob, &mut file)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
 }
 
 /// SHA-256 of the running executable: changes with any change to the code

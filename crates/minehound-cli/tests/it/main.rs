@@ -135,6 +135,36 @@ fn clean_image_exits_zero_and_table_reads_well() {
         .stdout(predicate::str::contains("deleted"));
 }
 
+/// Layers of a piped archive are buffered in TMPDIR and scanned by several
+/// workers: the same report as one worker reading the stream alone, and a
+/// clear error when TMPDIR cannot take them.
+#[test]
+fn piped_layers_scanned_in_parallel_give_the_same_report() {
+    let mut archive = Vec::new();
+    write_docker_archive_classic(&mut archive, &demo_image().build(), &[DEMO_REPO_TAG]).unwrap();
+    let parallel = scan_json(
+        &["scan", "-q", "--jobs", "2", "-"],
+        Some(archive.clone()),
+        1,
+    );
+    let serial = scan_json(
+        &["scan", "-q", "--jobs", "1", "-"],
+        Some(archive.clone()),
+        1,
+    );
+    assert_eq!(parallel["findings"], serial["findings"]);
+    assert_eq!(parallel["images"], serial["images"]);
+    assert_eq!(parallel["stats"]["files"], serial["stats"]["files"]);
+
+    minehound()
+        .env("TMPDIR", "/nonexistent/minehound-tmp")
+        .args(["scan", "-q", "--jobs", "2", "-"])
+        .write_stdin(archive)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("TMPDIR"));
+}
+
 #[test]
 fn docker_save_on_stdin_is_scanned() {
     let mut archive = Vec::new();
