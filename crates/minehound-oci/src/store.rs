@@ -40,7 +40,12 @@ pub trait BlobStore: Send + Sync {
     }
 }
 
-fn read_capped(reader: impl Read, limit: u64, what: &str, store: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn read_capped(
+    reader: impl Read,
+    limit: u64,
+    what: &str,
+    store: &str,
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     reader
         .take(limit + 1)

@@ -20,10 +20,12 @@ mod allowlist;
 mod model;
 pub mod render;
 mod severity;
+mod storage;
 
 pub use allowlist::{Allowlist, AllowlistError};
 pub use model::*;
 pub use severity::{ParseSeverityError, Severity};
+pub use storage::{SkippedImage, StorageReport, StorageSummary, StoredImage};
 
 /// The JSON Schema (draft 2020-12) of the JSON report; `docs/report.schema.json`
 /// is this, written out.
