@@ -66,6 +66,8 @@ pub trait Progress: Send + Sync {
 /// A cancelled scan stops reading at its next block and returns
 /// [`Error::Cancelled`](crate::Error::Cancelled); layers already finished
 /// stay in the layer cache, so the next scan resumes where this one stopped.
+/// An archive that can only be read front to back (stdin, a compressed
+/// archive) is read to its end.
 ///
 /// ```
 /// let cancel = minehound::CancelToken::new();

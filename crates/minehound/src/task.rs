@@ -20,6 +20,8 @@ pub struct ScanTask<T> {
 
 struct Slot<T> {
     result: Option<std::thread::Result<T>>,
+    /// Whether the work has ended (its result may be taken already).
+    ended: bool,
     waker: Option<Waker>,
 }
 
@@ -58,7 +60,7 @@ impl<T> Future for ScanTask<T> {
 impl<T> Drop for ScanTask<T> {
     fn drop(&mut self) {
         let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.result.is_none() {
+        if !slot.ended {
             self.cancel.cancel();
         }
     }
@@ -112,6 +114,7 @@ impl Scanner {
     ) -> ScanTask<T> {
         let slot = Arc::new(Mutex::new(Slot {
             result: None,
+            ended: false,
             waker: None,
         }));
         let scanner = self.clone();
@@ -120,6 +123,7 @@ impl Scanner {
             let result = catch_unwind(AssertUnwindSafe(|| work(&scanner)));
             let mut slot = done.lock().unwrap_or_else(|e| e.into_inner());
             slot.result = Some(result);
+            slot.ended = true;
             if let Some(waker) = slot.waker.take() {
                 waker.wake();
             }

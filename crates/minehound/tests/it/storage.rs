@@ -135,8 +135,12 @@ fn a_storage_tree_scans_every_image_and_each_unique_layer_once() {
     let scanner = ScannerBuilder::new().jobs(2).build().unwrap();
 
     let started = std::time::Instant::now();
+    let events = Arc::new(Events::default());
     let report = scanner
-        .scan_storage(&storage, &SourceRequest::new("storage"))
+        .scan_storage(
+            &storage,
+            &SourceRequest::new("storage").progress(events.clone()),
+        )
         .unwrap();
     let took = started.elapsed();
     let s = &report.summary;
@@ -237,6 +241,11 @@ fn a_storage_tree_scans_every_image_and_each_unique_layer_once() {
         n
     });
     assert_eq!(s.images_with_findings, 2);
+    // Events: every layer started and finished once; each finding heard.
+    assert_eq!(events.started.load(Ordering::SeqCst), s.unique_layers);
+    assert_eq!(events.finished.load(Ordering::SeqCst), s.unique_layers);
+    assert!(events.findings.load(Ordering::SeqCst) > 0);
+    assert_eq!(events.cached.load(Ordering::SeqCst), 0);
 
     // Untagged manifests only on request: the digest-only push and the
     // image the tag moved away from.
@@ -262,6 +271,30 @@ fn a_storage_tree_scans_every_image_and_each_unique_layer_once() {
             .iter()
             .any(|i| i.repository == "team/multi" && i.tag.is_none())
     );
+}
+
+/// Counts every kind of event.
+#[derive(Default)]
+struct Events {
+    started: AtomicU64,
+    finished: AtomicU64,
+    findings: AtomicU64,
+    cached: AtomicU64,
+}
+
+impl Progress for Events {
+    fn layer_started(&self, _: &str, _: Option<u64>) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+    fn finding(&self, _: &str, _: &minehound::FileFinding) {
+        self.findings.fetch_add(1, Ordering::SeqCst);
+    }
+    fn layer_finished(&self, _: &str) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+    fn layer_cached(&self, _: &str) {
+        self.cached.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Cancels the scan once `after` layers are done.
@@ -316,9 +349,18 @@ fn an_interrupted_storage_scan_resumes_through_the_layer_cache() {
     assert_eq!(s.layers_cached + s.layers_scanned, s.unique_layers);
     assert!(s.layers_scanned < s.unique_layers);
 
+    let events = Arc::new(Events::default());
     let again = scanner()
-        .scan_storage(&storage, &SourceRequest::new("storage"))
+        .scan_storage(
+            &storage,
+            &SourceRequest::new("storage").progress(events.clone()),
+        )
         .unwrap();
+    assert_eq!(
+        events.cached.load(Ordering::SeqCst),
+        again.summary.unique_layers
+    );
+    assert_eq!(events.started.load(Ordering::SeqCst), 0);
     assert_eq!(again.summary.layers_scanned, 0);
     assert_eq!(again.summary.layers_cached, again.summary.unique_layers);
     // The verdicts do not depend on where layer results came from.
@@ -359,6 +401,15 @@ fn async_scans_do_not_block_the_runtime_and_dropping_one_cancels_it() {
         );
         ticker.abort();
 
+        // A finished task leaves a shared token alone; a dropped one cancels it.
+        let shared = CancelToken::new();
+        let mut done = Box::pin(
+            scanner
+                .scan_async(ScanRequest::new(demo.parse().unwrap(), &demo).cancel(shared.clone())),
+        );
+        assert!(done.as_mut().await.is_ok());
+        drop(done);
+        assert!(!shared.is_cancelled());
         let cancel = CancelToken::new();
         let task = scanner
             .scan_async(ScanRequest::new(demo.parse().unwrap(), &demo).cancel(cancel.clone()));
