@@ -33,6 +33,14 @@ pub fn report_schema() -> serde_json::Value {
     sorted(serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON"))
 }
 
+/// The JSON Schema of the storage report (`minehound scan-storage --format
+/// json`); `docs/storage-report.schema.json` is this, written out.
+pub fn storage_report_schema() -> serde_json::Value {
+    sorted(
+        serde_json::to_value(schemars::schema_for!(StorageReport)).expect("a schema is plain JSON"),
+    )
+}
+
 /// Keys in sorted order whatever map serde_json was built with, so the
 /// schema file is the same in every build.
 fn sorted(value: serde_json::Value) -> serde_json::Value {

@@ -149,3 +149,20 @@ fn run_once<F: FnOnce()>(job: &Mutex<Option<F>>) {
         job();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SourceRequest;
+
+    fn shareable<T: Send + Sync>() {}
+
+    #[test]
+    fn scanners_requests_and_tasks_cross_threads() {
+        shareable::<Scanner>();
+        shareable::<ScanRequest>();
+        shareable::<SourceRequest>();
+        shareable::<CancelToken>();
+        shareable::<ScanTask<Result<Report, Error>>>();
+    }
+}
