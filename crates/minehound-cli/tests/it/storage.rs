@@ -1,11 +1,12 @@
 //! `minehound scan-storage` over the storage tree a real registry wrote.
 
-use minehound_testdata::registry::{Auth, RegistryProcess, push_image};
+use minehound_testdata::registry::{Auth, RegistryProcess, push_blob, push_image, push_manifest};
 use minehound_testdata::sha256_hex;
 
 use super::*;
 
-/// Six images over one shared base, the demo image among them.
+/// Six tagged images over one shared base, the demo image among them, and
+/// one image pushed by digest only.
 fn storage_with_images(dir: &Path) -> RegistryProcess {
     let registry =
         RegistryProcess::start(&dir.join("work"), &dir.join("storage"), None, &Auth::None)
@@ -29,6 +30,21 @@ fn storage_with_images(dir: &Path) -> RegistryProcess {
         push_image(&registry.host, "team/app", &format!("{n}"), &image).unwrap();
     }
     push_image(&registry.host, "team/demo", "latest", &demo_image().build()).unwrap();
+    let loose = ImageSpec {
+        layers: vec![base],
+        ..ImageSpec::default()
+    }
+    .build();
+    for blob in loose.blobs() {
+        push_blob(&registry.host, "team/loose", blob).unwrap();
+    }
+    push_manifest(
+        &registry.host,
+        "team/loose",
+        &loose.manifest.digest,
+        &loose.manifest,
+    )
+    .unwrap();
     registry
 }
 
@@ -48,7 +64,7 @@ fn scan_storage_reports_every_image_and_a_summary() {
         1,
     );
     let summary = &report["summary"];
-    assert_eq!(summary["repositories"], 2);
+    assert_eq!(summary["repositories"], 3);
     assert_eq!(summary["images"], 6);
     assert_eq!(summary["images_failed"], 0);
     assert_eq!(summary["layer_references"], 10 + 3);
@@ -63,6 +79,26 @@ fn scan_storage_reports_every_image_and_a_summary() {
     assert_eq!(demo["tag"], "latest");
     assert_eq!(demo["report"]["target"], "team/demo:latest");
     assert!(!demo["report"]["findings"].as_array().unwrap().is_empty());
+
+    // --untagged adds the image pushed by digest, whose only layer is
+    // shared: one more image, no more layer scans.
+    let all = scan_json(
+        &[
+            "scan-storage",
+            "--untagged",
+            "--format",
+            "json",
+            storage.to_str().unwrap(),
+        ],
+        None,
+        1,
+    );
+    assert_eq!(all["summary"]["images"], 7);
+    assert_eq!(all["summary"]["layers_scanned"], 9);
+    let loose = &all["images"].as_array().unwrap()[6];
+    assert_eq!(loose["repository"], "team/loose");
+    assert!(loose.get("tag").is_none());
+    assert!(loose["report"]["findings"].as_array().unwrap().is_empty());
 
     // The table names each image and ends with the summary; the v2
     // directory itself works as PATH too.
