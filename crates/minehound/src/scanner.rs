@@ -350,7 +350,7 @@ impl Scanner {
     }
 
     /// Scans seekable images: each unique layer once, layers in parallel.
-    fn scan_images(
+    pub(crate) fn scan_images(
         &self,
         store: &dyn BlobStore,
         images: Vec<Image>,

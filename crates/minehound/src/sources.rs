@@ -117,17 +117,15 @@ impl Scanner {
         request: &SourceRequest,
     ) -> Result<Report, Error> {
         let images = images_from_source(source, digest, &request.platform)?;
-        let store = SourceStore::new(source);
-        let mut done = self.scan_layers(
-            &store,
-            images.iter().flat_map(|i| &i.layers),
+        let mut cached = 0;
+        let scanned = self.scan_images(
+            &SourceStore::new(source),
+            images,
             request.watch(),
+            &mut cached,
         )?;
-        let scanned = assemble(images, |layer| {
-            take_shared(&mut done.results, &layer.location)
-        })?;
         let mut report = self.build_report(&request.name, scanned);
-        report.stats.layers_cached = done.cached;
+        report.stats.layers_cached = cached;
         Ok(report)
     }
 
