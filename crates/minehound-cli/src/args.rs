@@ -56,6 +56,20 @@ pub enum Command {
     /// Exit status: 0 scanned clean and pushed, 1 findings at or above
     /// --fail-on (nothing pushed), 2 the scan or the push failed.
     Push(Box<PushArgs>),
+    /// Scan every image a CNCF Distribution registry stores, straight from
+    /// its filesystem storage.
+    ///
+    /// PATH is the registry's storage root directory (holding
+    /// docker/registry/v2) or the v2 directory. Every repository, every tag
+    /// (and with --untagged, manifests no tag reaches) and every platform is
+    /// scanned (or the one --platform picks), each unique layer once. The
+    /// report holds one report per image and a summary. With the layer cache
+    /// (on by default), a scan run again after an interruption reads only the
+    /// layers not yet done. Registry flags do not apply.
+    ///
+    /// Exit status: 0 clean, 1 findings at or above --fail-on, 2 an image (or
+    /// the storage) could not be scanned.
+    ScanStorage(Box<StorageArgs>),
     /// Show the signature set, or check rule files.
     Rules(RulesArgs),
     /// Show, prune or clear the layer cache.
@@ -107,6 +121,19 @@ pub enum CacheCommand {
 pub struct ScanArgs {
     /// What to scan.
     pub target: String,
+
+    #[command(flatten)]
+    pub options: ScanOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// The storage directory.
+    pub path: PathBuf,
+
+    /// Also scan manifests no tag reaches (overwritten tags, pushes by digest).
+    #[arg(long)]
+    pub untagged: bool,
 
     #[command(flatten)]
     pub options: ScanOptions,

@@ -6,9 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
-use minehound::{PlatformChoice, PushOutcome, Report, SignaturesBuilder, render};
+use minehound::{
+    DistributionStorage, PlatformChoice, PushOutcome, Report, SignaturesBuilder, SourceRequest,
+    StorageReport, render,
+};
 
-use crate::args::{CacheArgs, CacheCommand, Cli, Command, Format, PushArgs, RulesCommand};
+use crate::args::{
+    CacheArgs, CacheCommand, Cli, Command, Format, PushArgs, RulesCommand, StorageArgs,
+};
 use crate::settings::{ConfigChoice, ScanSettings};
 
 /// Exit code when a finding is at or above `--fail-on`.
@@ -23,6 +28,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan(ScanSettings::resolve(args.target, args.options, config)?),
         Command::Push(args) => push(*args, config),
+        Command::ScanStorage(args) => scan_storage(*args, config),
         Command::Rules(args) => rules(args.command),
         Command::Cache(args) => cache(args, config),
         Command::Completions { shell } => {
@@ -134,6 +140,82 @@ fn push(args: PushArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     }
 }
 
+/// Every image of a Distribution storage tree, each unique layer once.
+fn scan_storage(args: StorageArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
+    let name = args.path.display().to_string();
+    let mut settings = ScanSettings::resolve(name.clone(), args.options, config)?;
+    if settings.format == Format::Sarif || settings.reports.iter().any(|(f, _)| *f == Format::Sarif)
+    {
+        anyhow::bail!("scan-storage writes table or json reports, not sarif");
+    }
+    let storage = DistributionStorage::open(&args.path)?;
+    let scanner = settings
+        .take_builder()
+        .build()
+        .context("cannot prepare the scanner")?;
+    let mut request = SourceRequest::new(&name).untagged(args.untagged);
+    // Every platform, unless the user picked one.
+    if settings.request.platform != PlatformChoice::Host {
+        request = request.platform(settings.request.platform.clone());
+    }
+    if let Some(progress) = &settings.request.progress {
+        request = request.progress(progress.clone());
+    }
+    let mut report = scanner
+        .scan_storage(&storage, &request)
+        .with_context(|| format!("scan of the storage at {name} failed"))?;
+    for image in &mut report.images {
+        if let Some(image_report) = &mut image.report {
+            apply_allowlist(&settings, image_report);
+        }
+    }
+    report.finish();
+    let render = |format: Format| -> Result<String> {
+        Ok(match format {
+            Format::Json => render::storage_json(&report).context("cannot encode the report")?,
+            _ => render::storage_table(&report),
+        })
+    };
+    for (format, path) in &settings.reports {
+        fs::write(path, render(*format)?)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    write_output(&settings, &render(settings.format)?)?;
+    let fails = report.fails(settings.fail_on);
+    let s = &report.summary;
+    if !settings.quiet && (settings.output.is_some() || settings.format != Format::Table) {
+        eprintln!(
+            "minehound: {} images ({} failed) in {} repositories; {} layer references, {} unique layers ({} scanned, {} cached); findings: {}; gate at {}: {}",
+            s.images,
+            s.images_failed,
+            s.repositories,
+            s.layer_references,
+            s.unique_layers,
+            s.layers_scanned,
+            s.layers_cached,
+            s.findings,
+            settings.fail_on,
+            if fails { "FAIL" } else { "pass" }
+        );
+    }
+    Ok(storage_exit_code(&report, fails))
+}
+
+/// 2 when an image has no verdict, else the gate's code.
+fn storage_exit_code(report: &StorageReport, fails: bool) -> ExitCode {
+    if report.summary.images_failed > 0 {
+        for image in report.images.iter().filter(|i| i.error.is_some()) {
+            eprintln!(
+                "minehound: error: {} could not be scanned: {}",
+                image.reference(),
+                image.error.as_deref().unwrap_or_default()
+            );
+        }
+        return ExitCode::from(2);
+    }
+    exit_code(fails)
+}
+
 fn apply_allowlist(settings: &ScanSettings, report: &mut Report) {
     let Some(allowlist) = &settings.allowlist else {
         return;
@@ -163,7 +245,11 @@ fn emit(settings: &ScanSettings, report: &Report) -> Result<()> {
         fs::write(path, render(*format)?)
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
-    let text = render(settings.format)?;
+    write_output(settings, &render(settings.format)?)
+}
+
+/// Writes the main rendering to `--output`, else to standard output.
+fn write_output(settings: &ScanSettings, text: &str) -> Result<()> {
     match &settings.output {
         Some(path) => fs::write(path, text)
             .with_context(|| format!("cannot write the report to {}", path.display()))?,

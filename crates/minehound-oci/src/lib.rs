@@ -27,10 +27,12 @@ mod digest;
 mod docs;
 mod error;
 mod image;
+mod image_source;
 mod platform;
 mod registry;
 mod resolve;
 mod source;
+mod storage;
 mod store;
 mod stream;
 mod target;
@@ -38,6 +40,7 @@ mod target;
 pub use digest::{digest_of, sha256_hex_of};
 pub use error::Error;
 pub use image::{BlobLocation, HistoryLine, Image, ImageProcess, Layer};
+pub use image_source::{ImageSource, SourceStore, images_from_source};
 pub use platform::{Platform, PlatformChoice};
 pub use registry::{
     Credentials, Pushed, RegistryOptions, RegistryStore, looks_like_reference, open_registry,
@@ -45,6 +48,7 @@ pub use registry::{
 };
 pub use resolve::{MAX_LAYERS, images_from_docker_archive, images_from_layout};
 pub use source::{Opened, images_from_archive, open};
+pub use storage::{DistributionStorage, SkippedManifest, StorageListing, StoredManifest};
 pub use store::{BlobFile, BlobStore, LayoutDir, MemoryStore, TarArchive};
 pub use stream::{StreamedArchive, read_archive_stream};
 pub use target::{ImageRef, Target};

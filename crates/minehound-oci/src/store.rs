@@ -55,7 +55,12 @@ pub struct BlobFile {
     pub range: Option<(u64, u64)>,
 }
 
-fn read_capped(reader: impl Read, limit: u64, what: &str, store: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn read_capped(
+    reader: impl Read,
+    limit: u64,
+    what: &str,
+    store: &str,
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     reader
         .take(limit + 1)

@@ -20,15 +20,25 @@ mod allowlist;
 mod model;
 pub mod render;
 mod severity;
+mod storage;
 
 pub use allowlist::{Allowlist, AllowlistError};
 pub use model::*;
 pub use severity::{ParseSeverityError, Severity};
+pub use storage::{SkippedImage, StorageReport, StorageSummary, StoredImage};
 
 /// The JSON Schema (draft 2020-12) of the JSON report; `docs/report.schema.json`
 /// is this, written out.
 pub fn report_schema() -> serde_json::Value {
     sorted(serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON"))
+}
+
+/// The JSON Schema of the storage report (`minehound scan-storage --format
+/// json`); `docs/storage-report.schema.json` is this, written out.
+pub fn storage_report_schema() -> serde_json::Value {
+    sorted(
+        serde_json::to_value(schemars::schema_for!(StorageReport)).expect("a schema is plain JSON"),
+    )
 }
 
 /// Keys in sorted order whatever map serde_json was built with, so the

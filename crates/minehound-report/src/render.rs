@@ -6,7 +6,7 @@ pub use sarif::sarif;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::{Report, Status};
+use crate::{Finding, Report, Status, StorageReport};
 
 /// The report as pretty-printed JSON (the contract in `DESIGN.md`).
 pub fn json(report: &Report) -> serde_json::Result<String> {
@@ -54,21 +54,14 @@ pub fn table(report: &Report) -> String {
                 Some(d) => format!("#{} {}", f.layer.index, short_digest(d)),
                 None => format!("#{}", f.layer.index),
             };
-            let mut status = match f.status {
-                Status::Present => "present",
-                Status::Deleted => "deleted",
-            }
-            .to_string();
-            if f.suppression.is_some() {
-                status.push_str(" (allowed)");
-            }
+            let status = status_text(f);
             let mut row = vec![
                 f.severity.to_string(),
                 f.rule.clone(),
                 f.family.clone().unwrap_or_default(),
                 f.path.clone(),
                 layer,
-                status.to_string(),
+                status,
             ];
             if multi_platform {
                 row.push(f.platform.clone().unwrap_or_default());
@@ -150,10 +143,134 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// `present` or `deleted`, marked when an allowlist covers the finding.
+fn status_text(f: &Finding) -> String {
+    let status = match f.status {
+        Status::Present => "present",
+        Status::Deleted => "deleted",
+    };
+    if f.suppression.is_some() {
+        format!("{status} (allowed)")
+    } else {
+        status.to_string()
+    }
+}
+
 /// `sha256:0123456789ab` — enough to recognise a layer in a table.
 fn short_digest(digest: &str) -> &str {
     let end = digest.find(':').map_or(12, |i| i + 13);
     &digest[..end.min(digest.len())]
+}
+
+/// A storage report as pretty-printed JSON.
+pub fn storage_json(report: &StorageReport) -> serde_json::Result<String> {
+    let mut out = serde_json::to_string_pretty(report)?;
+    out.push('\n');
+    Ok(out)
+}
+
+/// A storage report as tables: one row per image, the findings of each
+/// image that has any, what was skipped, and the summary.
+pub fn storage_table(report: &StorageReport) -> String {
+    let mut out = format!(
+        "Storage: {}\nSignatures: {} ({} rules, {} hashes)\n\n",
+        report.storage,
+        report.signatures.version,
+        report.signatures.rules,
+        report.signatures.hashes
+    );
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header(vec![
+        "IMAGE",
+        "DIGEST",
+        "PLATFORMS",
+        "LAYERS",
+        "FINDINGS",
+        "VERDICT",
+    ]);
+    for image in &report.images {
+        let (platforms, layers, findings, verdict) = match (&image.report, &image.error) {
+            (Some(r), _) => (
+                r.images
+                    .iter()
+                    .map(|i| i.platform.as_deref().unwrap_or("unknown"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.stats.layers.to_string(),
+                r.active_findings().count().to_string(),
+                r.highest_severity()
+                    .map_or_else(|| "clean".to_string(), |s| s.to_string()),
+            ),
+            (None, error) => (
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("error: {}", error.as_deref().unwrap_or("not scanned")),
+            ),
+        };
+        table.add_row(vec![
+            image.reference(),
+            short_digest(&image.digest).to_string(),
+            platforms,
+            layers,
+            findings,
+            verdict,
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
+    for image in &report.images {
+        let Some(r) = image.report.as_ref().filter(|r| !r.findings.is_empty()) else {
+            continue;
+        };
+        let mut findings = Table::new();
+        findings
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(vec![
+                "SEVERITY", "RULE", "PATH", "LAYER", "STATUS", "PLATFORM",
+            ]);
+        for f in &r.findings {
+            let status = status_text(f);
+            findings.add_row(vec![
+                f.severity.to_string(),
+                f.rule.clone(),
+                f.path.clone(),
+                format!("#{}", f.layer.index),
+                status,
+                f.platform.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push_str(&format!("\n{}:\n{findings}\n", image.reference()));
+    }
+    if !report.skipped.is_empty() {
+        out.push_str(&format!("\nNot scanned ({}):\n", report.skipped.len()));
+        for s in &report.skipped {
+            out.push_str(&format!("  {}: {}\n", s.what, s.reason));
+        }
+    }
+    let s = &report.summary;
+    out.push_str(&format!(
+        "\n{} images ({} failed, {} platform manifests) in {} repositories; \
+         {} layer references, {} unique layers ({} scanned, {} from the layer cache), \
+         {} compressed / {} uncompressed bytes; findings: {}; {:.1}s\n",
+        s.images,
+        s.images_failed,
+        s.platform_images,
+        s.repositories,
+        s.layer_references,
+        s.unique_layers,
+        s.layers_scanned,
+        s.layers_cached,
+        s.bytes,
+        s.bytes_uncompressed,
+        s.findings,
+        s.seconds
+    ));
+    out
 }
 
 #[cfg(test)]

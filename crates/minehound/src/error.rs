@@ -37,6 +37,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The scan was cancelled through its [`CancelToken`](crate::CancelToken).
+    #[error("the scan was cancelled")]
+    Cancelled,
+    /// [`Scanner::scan_layer`](crate::Scanner::scan_layer) was given a media
+    /// type that is not a layer's.
+    #[error(
+        "{0:?} is not a layer media type (application/vnd.oci.image.layer.v1.tar[+gzip|+zstd] or application/vnd.docker.image.rootfs.diff.tar.gzip)"
+    )]
+    MediaType(String),
+    /// A layer stream could not be read to its end.
+    #[error("cannot scan the {media_type} layer stream")]
+    LayerStream {
+        /// Its media type.
+        media_type: String,
+        /// Why.
+        #[source]
+        source: LayerError,
+    },
     /// The worker pool could not be started.
     #[error("cannot start {jobs} worker threads")]
     Workers {
@@ -85,6 +103,9 @@ pub enum LayerError {
         /// Bytes read.
         actual: u64,
     },
+    /// The scan was cancelled while this layer was read.
+    #[error("cancelled")]
+    Cancelled,
     /// The blob is in the archive but was not a readable layer.
     #[error("{0}")]
     Unreadable(String),

@@ -11,6 +11,7 @@ use crate::LayerError;
 /// Everything one layer yields, independent of the image it belongs to, so a
 /// layer shared by many images is scanned once.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct LayerScan {
     /// `sha256:` of the blob as read.
     pub digest: String,
@@ -42,6 +43,7 @@ pub struct LayerScan {
 
 /// A file with detections.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileFinding {
     /// Path in the layer; nested members read `outer!/inner`.
     pub path: String,
@@ -55,6 +57,7 @@ pub struct FileFinding {
 
 /// A file that was not fully checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SkippedFile {
     /// Path in the layer.
     pub path: String,
@@ -65,6 +68,15 @@ pub struct SkippedFile {
 }
 
 impl LayerScan {
+    /// The most severe detection in the layer, if there is any.
+    pub fn highest_severity(&self) -> Option<minehound_detect::Severity> {
+        self.findings
+            .iter()
+            .flat_map(|f| &f.detections)
+            .map(|d| d.severity)
+            .max()
+    }
+
     /// Adds another partial scan of the same layer or directory.
     pub(crate) fn absorb(&mut self, other: LayerScan) {
         self.compressed_bytes += other.compressed_bytes;

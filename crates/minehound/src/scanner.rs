@@ -1,6 +1,6 @@
 //! The [`Scanner`]: built once, scans many targets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::cache::{BlobStamp, CacheKey, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{LayerScan, scan_layer_blob, scan_layer_blob_ahead};
 use crate::merge::{ScannedImage, build_report};
-use crate::progress::{Progress, ProgressReader};
+use crate::progress::{CancelToken, Progress, Watch, WatchedReader};
 use crate::{Error, LayerError, fs_scan};
 
 /// Configures a [`Scanner`]. Every option has a default, so new options never
@@ -123,8 +123,10 @@ impl ScannerBuilder {
     }
 }
 
-/// What to scan.
+/// What to scan, and who watches: built with [`ScanRequest::new`] and its
+/// setters.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ScanRequest {
     /// The target.
     pub target: Target,
@@ -136,6 +138,8 @@ pub struct ScanRequest {
     pub registry: RegistryOptions,
     /// Who hears about layer progress, if anyone.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Stops the scan when cancelled.
+    pub cancel: Option<CancelToken>,
 }
 
 impl std::fmt::Debug for ScanRequest {
@@ -145,6 +149,7 @@ impl std::fmt::Debug for ScanRequest {
             .field("platform", &self.platform)
             .field("registry", &self.registry)
             .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -158,6 +163,20 @@ impl ScanRequest {
             platform: PlatformChoice::Host,
             registry: RegistryOptions::default(),
             progress: None,
+            cancel: None,
+        }
+    }
+
+    /// Stops the scan when `cancel` is cancelled.
+    pub fn cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    pub(crate) fn watch(&self) -> Watch<'_> {
+        Watch {
+            progress: self.progress.as_ref(),
+            cancel: self.cancel.as_ref(),
         }
     }
 
@@ -184,9 +203,9 @@ impl ScanRequest {
 /// compiled signatures and the worker pool are shared.
 #[derive(Clone)]
 pub struct Scanner {
-    signatures: Arc<Signatures>,
-    limits: Limits,
-    pool: Arc<rayon::ThreadPool>,
+    pub(crate) signatures: Arc<Signatures>,
+    pub(crate) limits: Limits,
+    pub(crate) pool: Arc<rayon::ThreadPool>,
     cache: Option<Arc<LayerCache>>,
     cache_settings: String,
 }
@@ -241,12 +260,8 @@ impl Scanner {
             });
         };
         let mut cached = 0;
-        let scanned = self.scan_images(
-            store.as_ref(),
-            images.clone(),
-            request.progress.as_ref(),
-            &mut cached,
-        )?;
+        let scanned =
+            self.scan_images(store.as_ref(), images.clone(), request.watch(), &mut cached)?;
         let mut report = self.finish_report(request, scanned);
         report.stats.layers_cached = cached;
         if !gate(&mut report) {
@@ -263,12 +278,9 @@ impl Scanner {
     fn scan_opened(&self, request: &ScanRequest, opened: Opened) -> Result<Report, Error> {
         let mut cached = 0;
         let images = match opened {
-            Opened::Images { store, images } => self.scan_images(
-                store.as_ref(),
-                images,
-                request.progress.as_ref(),
-                &mut cached,
-            )?,
+            Opened::Images { store, images } => {
+                self.scan_images(store.as_ref(), images, request.watch(), &mut cached)?
+            }
             Opened::Stream {
                 reader,
                 name,
@@ -292,15 +304,20 @@ impl Scanner {
     }
 
     fn finish_report(&self, request: &ScanRequest, images: Vec<ScannedImage>) -> Report {
+        self.build_report(&request.target_name, images)
+    }
+
+    /// The report of scanned images: findings per layer merged, configs checked.
+    pub(crate) fn build_report(&self, target_name: &str, images: Vec<ScannedImage>) -> Report {
         let mut detector = Detector::new(&self.signatures);
-        let mut report = build_report(&request.target_name, images, |image| {
+        let mut report = build_report(target_name, images, |image| {
             config_findings(image, &mut detector)
         });
         report.signatures = self.signature_set();
         report
     }
 
-    fn signature_set(&self) -> SignatureSet {
+    pub(crate) fn signature_set(&self) -> SignatureSet {
         SignatureSet {
             version: self.signatures.version(),
             bundled: self.signatures.bundled(),
@@ -334,16 +351,33 @@ impl Scanner {
     }
 
     /// Scans seekable images: each unique layer once, layers in parallel.
-    fn scan_images(
+    pub(crate) fn scan_images(
         &self,
         store: &dyn BlobStore,
         images: Vec<Image>,
-        progress: Option<&Arc<dyn Progress>>,
+        watch: Watch<'_>,
         layers_cached: &mut u64,
     ) -> Result<Vec<ScannedImage>, Error> {
+        let mut done = self.scan_layers(store, images.iter().flat_map(|i| &i.layers), watch)?;
+        *layers_cached += done.cached;
+        assemble(images, |layer| {
+            take_shared(&mut done.results, &layer.location)
+        })
+    }
+
+    /// Scans each unique layer of `layers` once, in parallel; a layer the
+    /// cache knows is not read. `Err` only when the scan was cancelled: a
+    /// layer that fails is an `Err` among the results.
+    pub(crate) fn scan_layers<'l>(
+        &self,
+        store: &dyn BlobStore,
+        layers: impl IntoIterator<Item = &'l Layer>,
+        watch: Watch<'_>,
+    ) -> Result<LayerResults, Error> {
         let mut unique: Vec<&Layer> = Vec::new();
-        for layer in images.iter().flat_map(|i| &i.layers) {
-            if !unique.iter().any(|u| u.location == layer.location) {
+        let mut seen = HashSet::new();
+        for layer in layers {
+            if seen.insert(&layer.location) {
                 unique.push(layer);
             }
         }
@@ -369,16 +403,17 @@ impl Scanner {
                 hits.into_par_iter()
                     .map(|(layer, key, scan)| {
                         let stamp = self.blob_stamp(store, layer);
-                        let intact = match (&stamp, &self.cache) {
-                            (Some(stamp), Some(cache)) if cache.blob_known(stamp) => true,
-                            _ => {
-                                let intact = blob_matches(store, layer);
-                                if intact {
-                                    self.remember_blob(stamp.as_ref());
+                        let intact = !watch.cancelled()
+                            && match (&stamp, &self.cache) {
+                                (Some(stamp), Some(cache)) if cache.blob_known(stamp) => true,
+                                _ => {
+                                    let intact = blob_matches(store, layer);
+                                    if intact {
+                                        self.remember_blob(stamp.as_ref());
+                                    }
+                                    intact
                                 }
-                                intact
-                            }
-                        };
+                            };
                         (layer, key, scan, intact)
                     })
                     .collect()
@@ -392,44 +427,56 @@ impl Scanner {
                 }
             }
         }
-        let mut results: Vec<_> = hits
+        let mut results: HashMap<_, _> = hits
             .into_iter()
-            .map(|(layer, _, scan)| (layer.location.clone(), Ok(Arc::new(scan))))
+            .map(|(layer, _, scan)| {
+                if let Some(progress) = watch.progress {
+                    progress.layer_cached(&layer_name(layer));
+                }
+                (layer.location.clone(), Ok(Arc::new(scan)))
+            })
             .collect();
         let cached = results.len() as u64;
+        let scanned = to_scan.len() as u64;
         let (started, busy) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let jobs = self.pool.current_num_threads();
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
+            if watch.cancelled() {
+                return (layer.location.clone(), Err(LayerError::Cancelled));
+            }
             // The last layer to start may inflate on a thread of its own while
             // a worker is idle (an image of one large layer, say); `--jobs`
             // still bounds the busy threads.
             let last = started.fetch_add(1, Ordering::SeqCst) + 1 == to_scan.len();
             let now_busy = busy.fetch_add(1, Ordering::SeqCst) + 1;
             let ahead = last && now_busy < jobs;
-            let name = layer
-                .display_digest()
-                .map_or_else(|| format!("layer {}", layer.index), str::to_string);
+            let name = layer_name(layer);
             // Stamped before reading, so a change while reading shows later.
             let stamp = self.blob_stamp(store, layer);
             let scan = store
                 .open(&layer.location)
                 .map_err(LayerError::from)
-                .and_then(|blob| match progress {
-                    Some(progress) => {
+                .and_then(|blob| {
+                    if let Some(progress) = watch.progress {
                         progress.layer_started(&name, layer.size);
-                        let reader = ProgressReader {
-                            inner: blob,
-                            layer: name.clone(),
-                            progress: Arc::clone(progress),
-                        };
-                        let scan = self.scan_blob(reader, detector, ahead);
-                        progress.layer_finished(&name);
-                        scan
                     }
-                    None => self.scan_blob(blob, detector, ahead),
+                    let reader = WatchedReader {
+                        inner: blob,
+                        layer: &name,
+                        watch,
+                    };
+                    let scan = self.scan_blob(reader, detector, ahead);
+                    if let Some(progress) = watch.progress {
+                        for finding in scan.iter().flat_map(|s| &s.findings) {
+                            progress.finding(&name, finding);
+                        }
+                        progress.layer_finished(&name);
+                    }
+                    scan
                 });
-            // Only a layer whose bytes match what the image declares is kept.
+            // Only a whole layer whose bytes match what the image declares is kept.
             if let (Ok(scan), Some(key), Some(cache)) = (&scan, key, &self.cache)
+                && !watch.cancelled()
                 && verify(layer, scan).is_ok()
             {
                 cache.put(key, scan);
@@ -438,10 +485,13 @@ impl Scanner {
             busy.fetch_sub(1, Ordering::SeqCst);
             (layer.location.clone(), scan.map(Arc::new))
         }));
-        *layers_cached += cached;
-        let mut by_location: HashMap<_, _> = results.into_iter().collect();
-        assemble(images, |layer| {
-            take_shared(&mut by_location, &layer.location)
+        if watch.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        Ok(LayerResults {
+            results,
+            cached,
+            scanned,
         })
     }
 
@@ -600,6 +650,22 @@ fn spool(blob: &mut dyn Read) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// What [`Scanner::scan_layers`] found: a result per layer location.
+pub(crate) struct LayerResults {
+    pub results: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>>,
+    /// Layers whose result came from the cache.
+    pub cached: u64,
+    /// Layers read and scanned.
+    pub scanned: u64,
+}
+
+/// How progress events name a layer: its digest, else its position.
+fn layer_name(layer: &Layer) -> String {
+    layer
+        .display_digest()
+        .map_or_else(|| format!("layer {}", layer.index), str::to_string)
+}
+
 /// SHA-256 of the running executable: changes with any change to the code
 /// or its dependencies. Empty if the executable cannot be read.
 fn build_id() -> String {
@@ -624,7 +690,7 @@ fn blob_matches(store: &dyn BlobStore, layer: &Layer) -> bool {
 }
 
 /// Pairs every layer of every image with its scan.
-fn assemble(
+pub(crate) fn assemble(
     images: Vec<Image>,
     mut scan_of: impl FnMut(&Layer) -> Result<Arc<LayerScan>, LayerError>,
 ) -> Result<Vec<ScannedImage>, Error> {
@@ -682,7 +748,7 @@ fn verify(layer: &Layer, scan: &LayerScan) -> Result<(), LayerError> {
 /// Hands out a layer's result, keeping a copy for the next image that shares
 /// the layer. Errors are not `Clone` (they hold I/O errors): the first image
 /// gets the error itself, later ones its text.
-fn take_shared(
+pub(crate) fn take_shared(
     results: &mut HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>>,
     location: &BlobLocation,
 ) -> Result<Arc<LayerScan>, LayerError> {

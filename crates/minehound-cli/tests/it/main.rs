@@ -16,6 +16,7 @@ mod gate;
 mod integrations;
 mod push;
 mod readme;
+mod storage;
 
 /// The binary, with no layer cache unless a test asks for one: tests build
 /// images that reuse digests with different bytes on purpose.

@@ -6,4 +6,5 @@ mod formats;
 mod hostile;
 mod real_samples;
 mod registry;
+mod storage;
 mod support;
