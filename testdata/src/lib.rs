@@ -42,6 +42,7 @@ mod compress;
 mod demo;
 mod document;
 mod elf;
+pub mod hostile;
 mod image;
 mod layer;
 mod layout;
@@ -54,7 +55,7 @@ pub use archive::{
     write_docker_archive_classic, write_docker_archive_oci, write_oci_archive,
     write_oci_archive_multi_platform,
 };
-pub use blob::{Blob, sha256_digest, sha256_hex};
+pub use blob::{Blob, HashingWriter, sha256_digest, sha256_hex};
 pub use compress::{gzip, zip_bytes, zstd};
 pub use demo::{
     DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, DEMO_MONERO_ADDRESS, DEMO_POOL_URL, DEMO_REPO_TAG,

@@ -11,6 +11,7 @@ use minehound_testdata::{
 use predicates::prelude::*;
 use serde_json::Value;
 
+mod bombs;
 mod cache;
 mod gate;
 mod integrations;
