@@ -44,7 +44,8 @@ pub struct RegistryOptions {
     pub ca_files: Vec<PathBuf>,
     /// Attempts after the first for a failed request.
     pub retries: u32,
-    /// Longest wait for a connection, and for data on an open one.
+    /// Longest wait for a connection, and for data on an open one; a blob
+    /// download that makes less than 16 KiB of progress in this time is stalled.
     pub timeout: Duration,
 }
 
@@ -183,6 +184,7 @@ pub fn open_registry(
         store.auth.clone(),
         format!("{scheme}://{}", reference.resolve_registry()),
         options.retries,
+        options.timeout,
     )));
     let root_digest = digest::digest_of(&root);
     if let Some(expected) = reference.digest()
