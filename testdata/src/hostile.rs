@@ -370,3 +370,19 @@ pub fn write_link_loops_dir(root: &Path, hard_links: usize, file_size: usize) ->
     }
     Ok(())
 }
+
+/// An OCI layout at `dir` whose layer descriptor also lists `urls`, as
+/// foreign (non-distributable) layers do; with `keep_blob` false the layout
+/// lacks the blob, so only the URLs could supply it.
+pub fn write_foreign_layer_layout(dir: &Path, urls: &[String], keep_blob: bool) -> io::Result<()> {
+    let image = edited(
+        plain_image(),
+        |m| m["layers"][0]["urls"] = urls.into(),
+        |_| {},
+    );
+    write_oci_layout(dir, &[(&image, Some("latest"))])?;
+    if !keep_blob {
+        std::fs::remove_file(dir.join(image.layers[0].layout_path()))?;
+    }
+    Ok(())
+}

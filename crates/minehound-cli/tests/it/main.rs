@@ -13,6 +13,7 @@ use serde_json::Value;
 
 mod bombs;
 mod cache;
+mod escape;
 mod gate;
 mod integrations;
 mod push;
@@ -343,16 +344,16 @@ mod registry {
 
     use super::*;
 
-    const PASSWORD: &str = "pa55-for-minehound";
+    pub(crate) const PASSWORD: &str = "pa55-for-minehound";
 
-    struct Secure {
+    pub(crate) struct Secure {
         _plain: RegistryProcess,
         registry: RegistryProcess,
         ca: std::path::PathBuf,
         target: String,
     }
 
-    fn secure_registry(dir: &Path) -> Secure {
+    pub(crate) fn secure_registry(dir: &Path) -> Secure {
         let storage = dir.join("storage");
         let plain = RegistryProcess::start(&dir.join("work"), &storage, None, &Auth::None).unwrap();
         push_image(&plain.host, "team/app", "1.4", &demo_image().build()).unwrap();
@@ -374,7 +375,7 @@ mod registry {
         }
     }
 
-    fn scan_cmd(secure: &Secure, config_dir: &Path) -> Command {
+    pub(crate) fn scan_cmd(secure: &Secure, config_dir: &Path) -> Command {
         let mut cmd = minehound();
         cmd.args([
             "scan",
