@@ -42,6 +42,7 @@ mod compress;
 mod demo;
 mod document;
 mod elf;
+mod fuzz_seeds;
 pub mod hostile;
 mod image;
 mod layer;
@@ -62,6 +63,7 @@ pub use demo::{
     DEMO_TAG, demo_image,
 };
 pub use elf::{TINY_ELF_PAYLOAD_OFFSET, tiny_elf, tiny_elf_without_sections};
+pub use fuzz_seeds::write_fuzz_seeds;
 pub use image::{BuiltImage, ImageSpec, MediaTypes, Platform};
 pub use layer::{Compression, Entry, Layer, tar_bytes};
 pub use layout::{
