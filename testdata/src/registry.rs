@@ -632,8 +632,9 @@ fn http(
     })
 }
 
-/// What a [`FaultProxy`] does to blob downloads (`GET …/blobs/sha256:…`);
-/// every other request is forwarded untouched.
+/// What a [`FaultProxy`] does to blob downloads (`GET …/blobs/sha256:…`), or
+/// to manifests for [`Fault::TrickleManifests`]; every other request is
+/// forwarded untouched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Answers the first `count` blob requests with `429 Too Many Requests`
@@ -654,6 +655,12 @@ pub enum Fault {
     },
     /// Relays every blob body one byte per `interval`.
     Trickle {
+        /// The pause between bytes.
+        interval: Duration,
+    },
+    /// Relays every manifest (`GET …/manifests/…`) one byte per `interval`;
+    /// the only fault that touches manifests.
+    TrickleManifests {
         /// The pause between bytes.
         interval: Duration,
     },
@@ -799,10 +806,14 @@ fn proxy_one(mut client: TcpStream, state: &ProxyState) -> io::Result<()> {
         .unwrap_or_else(|e| e.into_inner())
         .push(head.clone());
     let request_line = head.lines().next().unwrap_or("");
-    let blob_get = request_line.starts_with("GET ") && request_line.contains("/blobs/sha256:");
+    let target = match state.fault {
+        Fault::TrickleManifests { .. } => "/manifests/",
+        _ => "/blobs/sha256:",
+    };
+    let faulted_get = request_line.starts_with("GET ") && request_line.contains(target);
     // A cut only counts where there is something to cut: decided on the response.
     let cut = matches!(state.fault, Fault::DropMidBlob { .. });
-    let fault = (blob_get && (cut || state.take_fault())).then_some(&state.fault);
+    let fault = (faulted_get && (cut || state.take_fault())).then_some(&state.fault);
     match fault {
         Some(Fault::TooManyRequests {
             retry_after_secs, ..
@@ -850,7 +861,7 @@ fn proxy_one(mut client: TcpStream, state: &ProxyState) -> io::Result<()> {
             client.write_all(&body[..(*after_bytes).min(body.len())])?;
             client.shutdown(std::net::Shutdown::Both)
         }
-        Fault::Trickle { interval } => {
+        Fault::Trickle { interval } | Fault::TrickleManifests { interval } => {
             client.write_all(response_head.as_bytes())?;
             for byte in body {
                 client.write_all(&[byte])?;

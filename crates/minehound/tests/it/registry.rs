@@ -442,18 +442,28 @@ fn a_connection_dropped_mid_blob_resumes_with_a_range_request() {
 
 #[test]
 fn a_trickle_of_bytes_is_a_stalled_transfer_and_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let fault = Fault::Trickle {
-        interval: std::time::Duration::from_secs(1),
-    };
-    let (_registry, _proxy, target) = behind_fault(dir.path(), fault);
-    let options = RegistryOptions {
-        timeout: std::time::Duration::from_secs(2),
-        ..no_config_files()
-    };
-    let fault = "trickle of one byte a second (timeout 2 s, 1 retry)";
-    let err = timed_scan(fault, &target, options).unwrap_err();
-    assert!(err.contains("transfer stalled"), "{err}");
+    let second = std::time::Duration::from_secs(1);
+    for (fault, name, expected) in [
+        (
+            Fault::Trickle { interval: second },
+            "blob trickled a byte a second (timeout 2 s, 1 retry)",
+            "transfer stalled",
+        ),
+        (
+            Fault::TrickleManifests { interval: second },
+            "manifest trickled a byte a second (timeout 2 s, 1 retry)",
+            "no complete manifest within 8 s",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_registry, _proxy, target) = behind_fault(dir.path(), fault);
+        let options = RegistryOptions {
+            timeout: std::time::Duration::from_secs(2),
+            ..no_config_files()
+        };
+        let err = timed_scan(name, &target, options).unwrap_err();
+        assert!(err.contains(expected), "{name}: {err}");
+    }
 }
 
 #[test]
