@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use minehound_testdata::HashingWriter;
 use sha2::{Digest, Sha256};
 
 /// Where the ELF files come from, in order.
@@ -184,33 +185,6 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Hashes what passes through on its way to `inner`.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn hashing<W>(inner: W) -> Hashing<W> {
-    Hashing {
-        inner,
-        hash: Sha256::new(),
-        bytes: 0,
-    }
-}
-
 /// Streams one layer to a temp file; returns (blob digest, diff id, blob size).
 fn write_layer(
     blob_dir: &Path,
@@ -218,19 +192,19 @@ fn write_layer(
     files: &[PathBuf],
 ) -> io::Result<(String, String, u64)> {
     let staging = blob_dir.join(format!(".layer-{index}"));
-    let compressed = hashing(BufWriter::new(File::create(&staging)?));
+    let compressed = HashingWriter::new(BufWriter::new(File::create(&staging)?));
     let gzip = flate2::write::GzEncoder::new(compressed, flate2::Compression::new(6));
-    let mut tar = tar::Builder::new(hashing(gzip));
+    let mut tar = tar::Builder::new(HashingWriter::new(gzip));
     tar.mode(tar::HeaderMode::Deterministic);
     for path in files {
         let name = path.strip_prefix("/").unwrap_or(path);
         tar.append_path_with_name(path, name)?;
     }
     let uncompressed = tar.into_inner()?;
-    let diff_id = format!("sha256:{}", hex::encode(uncompressed.hash.finalize()));
+    let diff_id = uncompressed.digest();
     let mut compressed = uncompressed.inner.finish()?;
     compressed.flush()?;
-    let digest = format!("sha256:{}", hex::encode(compressed.hash.finalize()));
+    let digest = compressed.digest();
     let size = compressed.bytes;
     drop(compressed.inner);
     fs::rename(

@@ -64,3 +64,43 @@ mod tests {
         assert_eq!(blob.size(), 0);
     }
 }
+
+/// Hashes (SHA-256) and counts what passes through on its way to `inner`: the
+/// digest of a blob streamed somewhere, never held whole.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    /// Where the bytes go.
+    pub inner: W,
+    hash: Sha256,
+    /// Bytes written so far.
+    pub bytes: u64,
+}
+
+impl<W> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hash: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// `sha256:<hex>` of what was written so far.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hash.clone().finalize()))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

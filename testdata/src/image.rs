@@ -64,7 +64,7 @@ impl MediaTypes {
         }
     }
 
-    fn layer(self, compression: Compression) -> &'static str {
+    pub(crate) fn layer(self, compression: Compression) -> &'static str {
         match (self, compression) {
             (Self::Oci, Compression::Gzip) => mt::OCI_LAYER_GZIP,
             (Self::Oci, Compression::Zstd) => mt::OCI_LAYER_ZSTD,
@@ -143,7 +143,23 @@ impl ImageSpec {
             };
             layers.push(Blob::new(media_types.layer(layer.compression), bytes));
         }
+        self.assemble(media_types, layers, diff_ids)
+    }
 
+    /// Builds the image (OCI media types) around layer blobs made elsewhere,
+    /// such as streamed bombs too big to list as entries; `diff_ids[i]` is the
+    /// digest of layer `i` uncompressed. History lines come from `self.layers`
+    /// where there is one, else are empty.
+    pub fn build_around(&self, layers: Vec<Blob>, diff_ids: Vec<String>) -> BuiltImage {
+        self.assemble(MediaTypes::Oci, layers, diff_ids)
+    }
+
+    fn assemble(
+        &self,
+        media_types: MediaTypes,
+        layers: Vec<Blob>,
+        diff_ids: Vec<String>,
+    ) -> BuiltImage {
         let config = Config {
             architecture: &self.platform.architecture,
             config: RunConfig {
@@ -151,11 +167,9 @@ impl ImageSpec {
                 entrypoint: self.entrypoint.as_deref(),
                 env: &self.env,
             },
-            history: self
-                .layers
-                .iter()
-                .map(|l| History {
-                    created_by: &l.created_by,
+            history: (0..layers.len())
+                .map(|i| History {
+                    created_by: self.layers.get(i).map_or("", |l| &l.created_by),
                 })
                 .collect(),
             os: &self.platform.os,

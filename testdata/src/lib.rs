@@ -42,6 +42,8 @@ mod compress;
 mod demo;
 mod document;
 mod elf;
+mod fuzz_seeds;
+pub mod hostile;
 mod image;
 mod layer;
 mod layout;
@@ -54,13 +56,14 @@ pub use archive::{
     write_docker_archive_classic, write_docker_archive_oci, write_oci_archive,
     write_oci_archive_multi_platform,
 };
-pub use blob::{Blob, sha256_digest, sha256_hex};
+pub use blob::{Blob, HashingWriter, sha256_digest, sha256_hex};
 pub use compress::{gzip, zip_bytes, zstd};
 pub use demo::{
     DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, DEMO_MONERO_ADDRESS, DEMO_POOL_URL, DEMO_REPO_TAG,
     DEMO_TAG, demo_image,
 };
 pub use elf::{TINY_ELF_PAYLOAD_OFFSET, tiny_elf, tiny_elf_without_sections};
+pub use fuzz_seeds::write_fuzz_seeds;
 pub use image::{BuiltImage, ImageSpec, MediaTypes, Platform};
 pub use layer::{Compression, Entry, Layer, tar_bytes};
 pub use layout::{

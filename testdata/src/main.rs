@@ -17,6 +17,7 @@ commands:
   demo-oci-archive FILE           the same layout as a tar (oci-archive)
   demo-docker-archive FILE        a classic `docker save` archive (Docker < 25)
   demo-docker-archive-oci FILE    a `docker save` archive as Docker 25+ writes it
+  fuzz-seeds DIR                  seed corpora for the cargo-fuzz targets, DIR/<target>/
 
 FILE may be - for standard output.";
 
@@ -39,6 +40,7 @@ fn run(args: &[String]) -> io::Result<()> {
     };
     let image = demo_image().build();
     match command.as_str() {
+        "fuzz-seeds" => minehound_testdata::write_fuzz_seeds(Path::new(path)),
         "demo" => write_oci_layout(Path::new(path), &[(&image, Some(DEMO_TAG))]),
         "demo-oci-archive" => write_to(path, |w| write_oci_archive(w, &[(&image, Some(DEMO_TAG))])),
         "demo-docker-archive" => write_to(path, |w| {

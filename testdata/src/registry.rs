@@ -632,79 +632,205 @@ fn http(
     })
 }
 
-/// A TCP proxy in front of a registry that answers the first `too_many`
-/// blob requests with `429 Too Many Requests` and `Retry-After`, and forwards
-/// everything else. One request per connection (it asks for `Connection: close`).
+/// What a [`FaultProxy`] does to blob downloads (`GET …/blobs/sha256:…`), or
+/// to manifests for [`Fault::TrickleManifests`]; every other request is
+/// forwarded untouched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers the first `count` blob requests with `429 Too Many Requests`
+    /// and `Retry-After: retry_after_secs`.
+    TooManyRequests {
+        /// How many requests are refused.
+        count: usize,
+        /// The `Retry-After` value, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Drops the connection of the first `count` blob downloads after
+    /// `after_bytes` bytes of body.
+    DropMidBlob {
+        /// How many downloads are cut.
+        count: usize,
+        /// Body bytes relayed before the cut.
+        after_bytes: usize,
+    },
+    /// Relays every blob body one byte per `interval`.
+    Trickle {
+        /// The pause between bytes.
+        interval: Duration,
+    },
+    /// Relays every manifest (`GET …/manifests/…`) one byte per `interval`;
+    /// the only fault that touches manifests.
+    TrickleManifests {
+        /// The pause between bytes.
+        interval: Duration,
+    },
+    /// Adds `delta` to the `Content-Length` of every blob response, then
+    /// relays the real body and closes.
+    WrongContentLength {
+        /// Bytes added (or, negative, taken away).
+        delta: i64,
+    },
+    /// Answers every blob request with `307 Temporary Redirect` to the same
+    /// path on `to` (`host:port`), as registries do to their storage.
+    RedirectTo {
+        /// The other host.
+        to: String,
+    },
+}
+
+impl Fault {
+    /// How many blob requests get the fault.
+    fn count(&self) -> usize {
+        match self {
+            Fault::TooManyRequests { count, .. } | Fault::DropMidBlob { count, .. } => *count,
+            _ => usize::MAX,
+        }
+    }
+}
+
+/// A TCP proxy in front of a registry that injects a [`Fault`] into blob
+/// downloads and records every request head. One request per connection (it
+/// asks the upstream for `Connection: close`).
 #[derive(Debug)]
 pub struct FaultProxy {
     /// `127.0.0.1:PORT` to point clients at.
     pub host: String,
     _server: ServerGuard,
-    /// 429 answers given so far.
-    pub throttled: Arc<AtomicUsize>,
+    /// Blob requests the fault was applied to so far.
+    pub faults: Arc<AtomicUsize>,
+    /// The head (request line and headers) of every request, in arrival order.
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl FaultProxy {
     /// Starts a proxy to `upstream` that throttles `too_many` blob requests.
     pub fn start(upstream: &str, too_many: usize, retry_after_secs: u64) -> io::Result<FaultProxy> {
+        Self::with_fault(
+            upstream,
+            Fault::TooManyRequests {
+                count: too_many,
+                retry_after_secs,
+            },
+        )
+    }
+
+    /// Starts a proxy to `upstream` that applies `fault` to blob downloads.
+    pub fn with_fault(upstream: &str, fault: Fault) -> io::Result<FaultProxy> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let host = listener.local_addr()?.to_string();
         listener.set_nonblocking(true)?;
-        let throttled = Arc::new(AtomicUsize::new(0));
-        let (thread_throttled, upstream) = (throttled.clone(), upstream.to_string());
+        let faults = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = Arc::new(ProxyState {
+            upstream: upstream.to_string(),
+            fault,
+            faults: faults.clone(),
+            requests: requests.clone(),
+        });
         let server = serve(listener, move |client| {
-            let (upstream, throttled) = (upstream.clone(), thread_throttled.clone());
+            let state = shared.clone();
             std::thread::spawn(move || {
-                let _ = proxy_one(client, &upstream, &throttled, too_many, retry_after_secs);
+                let _ = proxy_one(client, &state);
             });
         });
         Ok(FaultProxy {
             host,
             _server: server,
-            throttled,
+            faults,
+            requests,
         })
+    }
+
+    /// Recorded request heads that contain `needle` (case-insensitive).
+    pub fn requests_with(&self, needle: &str) -> Vec<String> {
+        let needle = needle.to_ascii_lowercase();
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|head| head.to_ascii_lowercase().contains(&needle))
+            .cloned()
+            .collect()
     }
 }
 
-fn proxy_one(
-    mut client: TcpStream,
-    upstream: &str,
-    throttled: &AtomicUsize,
-    too_many: usize,
-    retry_after_secs: u64,
-) -> io::Result<()> {
-    client.set_nonblocking(false)?;
-    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+struct ProxyState {
+    upstream: String,
+    fault: Fault,
+    faults: Arc<AtomicUsize>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ProxyState {
+    /// Counts one more faulty answer, unless the fault's count is used up.
+    fn take_fault(&self) -> bool {
+        self.faults
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.fault.count()).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// Reads up to the end of an HTTP head; returns the bytes read and where the
+/// head ends, or `None` if the peer closed first.
+fn read_head(stream: &mut TcpStream) -> io::Result<Option<(Vec<u8>, usize)>> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
-    let head_end = loop {
+    loop {
         if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+            return Ok(Some((raw, i + 4)));
         }
-        let n = client.read(&mut buf)?;
+        let n = stream.read(&mut buf)?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         raw.extend_from_slice(&buf[..n]);
         // A TLS handshake (a client trying HTTPS first): this proxy speaks HTTP.
         if raw[0] == 0x16 {
-            return Ok(());
+            return Ok(None);
         }
+    }
+}
+
+fn proxy_one(mut client: TcpStream, state: &ProxyState) -> io::Result<()> {
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let Some((raw, head_end)) = read_head(&mut client)? else {
+        return Ok(());
     };
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    state
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(head.clone());
     let request_line = head.lines().next().unwrap_or("");
-    if request_line.contains("/blobs/sha256:")
-        && throttled
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < too_many).then_some(n + 1)
-            })
-            .is_ok()
-    {
-        client.write_all(
-            format!("HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )?;
-        return Ok(());
+    let target = match state.fault {
+        Fault::TrickleManifests { .. } => "/manifests/",
+        _ => "/blobs/sha256:",
+    };
+    let faulted_get = request_line.starts_with("GET ") && request_line.contains(target);
+    // A cut only counts where there is something to cut: decided on the response.
+    let cut = matches!(state.fault, Fault::DropMidBlob { .. });
+    let fault = (faulted_get && (cut || state.take_fault())).then_some(&state.fault);
+    match fault {
+        Some(Fault::TooManyRequests {
+            retry_after_secs, ..
+        }) => {
+            return client.write_all(
+                format!("HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        Some(Fault::RedirectTo { to }) => {
+            let path = request_line.split(' ').nth(1).unwrap_or("/");
+            return client.write_all(
+                format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        _ => {}
     }
     // Forward with `Connection: close`, so the upstream ends the exchange.
     let mut forwarded: Vec<u8> = head
@@ -714,9 +840,53 @@ fn proxy_one(
         .collect();
     forwarded.extend_from_slice(b"Connection: close\r\n\r\n");
     forwarded.extend_from_slice(&raw[head_end..]);
-    let mut server = TcpStream::connect(upstream)?;
+    let mut server = TcpStream::connect(&state.upstream)?;
     server.write_all(&forwarded)?;
     // Request bodies (none for pulls) beyond what was read are not relayed.
-    io::copy(&mut server, &mut client)?;
-    Ok(())
+    let Some(fault) = fault else {
+        io::copy(&mut server, &mut client)?;
+        return Ok(());
+    };
+    let Some((response, head_end)) = read_head(&mut server)? else {
+        return Ok(());
+    };
+    let mut body = response[head_end..].to_vec();
+    server.read_to_end(&mut body)?;
+    let response_head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    match fault {
+        Fault::DropMidBlob { after_bytes, .. }
+            if body.len() > *after_bytes && state.take_fault() =>
+        {
+            client.write_all(response_head.as_bytes())?;
+            client.write_all(&body[..(*after_bytes).min(body.len())])?;
+            client.shutdown(std::net::Shutdown::Both)
+        }
+        Fault::Trickle { interval } | Fault::TrickleManifests { interval } => {
+            client.write_all(response_head.as_bytes())?;
+            for byte in body {
+                client.write_all(&[byte])?;
+                std::thread::sleep(*interval);
+            }
+            Ok(())
+        }
+        Fault::WrongContentLength { delta } => {
+            let lying: String = response_head
+                .split("\r\n")
+                .map(|line| match line.split_once(':') {
+                    Some((name, value)) if name.eq_ignore_ascii_case("content-length") => {
+                        let real: i64 = value.trim().parse().unwrap_or(0);
+                        format!("Content-Length: {}", (real + delta).max(0))
+                    }
+                    _ => line.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\r\n");
+            client.write_all(lying.as_bytes())?;
+            client.write_all(&body)
+        }
+        _ => {
+            client.write_all(response_head.as_bytes())?;
+            client.write_all(&body)
+        }
+    }
 }

@@ -130,6 +130,7 @@ fn walk_zip(
         source: io::Error::new(io::ErrorKind::InvalidData, e),
     };
     let mut archive = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| corrupt(0, e))?;
+    refuse_overlapping_members(&mut archive)?;
     let mut counts = LayerCounts::default();
     let mut buf = Vec::new();
     for index in 0..archive.len() {
@@ -189,6 +190,34 @@ fn walk_zip(
     Ok(counts)
 }
 
+/// Refuses a zip whose members share bytes: no archiver writes one, and it is
+/// how a kilobyte "non-recursive zip bomb" makes every member inflate the same
+/// compressed kernel. Checked from the directory alone, before inflating anything.
+fn refuse_overlapping_members(archive: &mut zip::ZipArchive<Cursor<&[u8]>>) -> Result<(), Error> {
+    let mut spans = Vec::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        // Members that cannot be opened are dealt with by the walk.
+        if let Ok(member) = archive.by_index_raw(index) {
+            let end = member.data_start().saturating_add(member.compressed_size());
+            spans.push((member.header_start(), end));
+        }
+    }
+    spans.sort_unstable();
+    match spans.windows(2).find(|pair| pair[1].0 < pair[0].1) {
+        None => Ok(()),
+        Some(pair) => Err(Error::Corrupt {
+            entries: 0,
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "zip members overlap at offset {} (a zip bomb): members not read",
+                    pair[1].0
+                ),
+            ),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +240,50 @@ mod tests {
             Some(ArchiveFormat::Zip)
         );
         assert_eq!(ArchiveFormat::sniff(b"\x7fELF"), None);
+    }
+
+    #[derive(Default)]
+    struct Members(Vec<String>);
+    impl Visitor for Members {
+        fn file(&mut self, file: FileEntry<'_>) -> Result<(), Error> {
+            self.0.push(file.path.to_string());
+            Ok(())
+        }
+        fn skipped(&mut self, path: &str, _: u64, reason: &str) {
+            panic!("{path}: {reason}");
+        }
+    }
+
+    #[test]
+    fn zips_whose_members_overlap_are_refused_before_inflating() {
+        let limits = Limits::default();
+        let bomb = minehound_testdata::hostile::overlapping_zip(1000, 1 << 20).unwrap();
+        let mut members = Members::default();
+        let err = walk_nested(
+            "/b.zip",
+            &bomb,
+            ArchiveFormat::Zip,
+            1,
+            &limits,
+            &mut members,
+        )
+        .unwrap_err();
+        assert!(members.0.is_empty(), "{:?}", members.0);
+        let text = format!("{}", std::error::Error::source(&err).unwrap());
+        assert!(text.contains("zip members overlap"), "{text}");
+
+        // An honest zip, members side by side, is read as before.
+        let zip = minehound_testdata::zip_bytes(&[("a", b"one"), ("b", b"two")]);
+        let mut members = Members::default();
+        walk_nested(
+            "/ok.zip",
+            &zip,
+            ArchiveFormat::Zip,
+            1,
+            &limits,
+            &mut members,
+        )
+        .unwrap();
+        assert_eq!(members.0, ["/ok.zip!/a", "/ok.zip!/b"]);
     }
 }

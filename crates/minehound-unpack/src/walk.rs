@@ -183,6 +183,20 @@ pub(crate) fn walk_tar<R: Read>(
                     })?;
                 }
                 EntryType::GNUSparse => {
+                    // Its map continues in blocks between header and data, which
+                    // raw entries do not skip: the next "header" would be one of
+                    // them, and what tar and Docker see next would be missed.
+                    if header.as_gnu().is_some_and(|gnu| gnu.is_extended()) {
+                        return Err(Error::Corrupt {
+                            entries: counts.entries,
+                            source: io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!(
+                                    "{path}: GNU sparse map with extension blocks is not supported"
+                                ),
+                            ),
+                        });
+                    }
                     counts.files += 1;
                     visitor.skipped(&path, size, "GNU sparse file: not read");
                 }
@@ -360,5 +374,33 @@ mod tests {
         assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
         let text = format!("{}", std::error::Error::source(&err).unwrap());
         assert!(text.contains("exceeds"), "{text}");
+    }
+
+    #[test]
+    fn old_gnu_sparse_extension_blocks_are_an_error_not_a_desync() {
+        // A sparse entry whose map continues in an extension block: tar
+        // readers skip that block before the data; a reader that does not
+        // would take it for the next header (here: an end-of-archive block)
+        // and miss the file after it.
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(EntryType::GNUSparse);
+        header.set_path("holes").unwrap();
+        header.set_size(0);
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.isextended[0] = 1;
+        gnu.realsize.copy_from_slice(b"00000001000\0");
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend([0u8; 512]);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut file = tar::Header::new_gnu();
+        file.set_size(5);
+        builder
+            .append_data(&mut file, "usr/bin/after", &b"xmrig"[..])
+            .unwrap();
+        tar.extend(builder.into_inner().unwrap());
+        let err = walk(&tar).unwrap_err();
+        let text = format!("{}", std::error::Error::source(&err).unwrap());
+        assert!(text.contains("extension"), "{text}");
     }
 }

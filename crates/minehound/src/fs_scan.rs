@@ -1,6 +1,8 @@
 //! Scanning what is not an image: a root filesystem directory or one file.
 //! Both become one pseudo-layer so the report reads the same.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,15 +11,20 @@ use std::sync::Arc;
 use minehound_oci::{BlobLocation, Image, Layer};
 use minehound_unpack::{FileEntry, Visitor};
 
-use crate::layer::{FileChecker, LayerScan};
+use crate::layer::{FileChecker, FileFinding, LayerScan, SkippedFile};
 use crate::merge::ScannedImage;
 use crate::{Error, Scanner};
 
 /// Scans every regular file under `root`, in parallel. Symlinks are recorded,
-/// never followed, so a scan cannot leave the directory.
+/// never followed, so a scan cannot leave the directory. A file with several
+/// names (hard links) is read once and reported under each name: ten thousand
+/// links to one large file must not cost ten thousand reads.
 pub(crate) fn scan_dir(scanner: &Scanner, root: &Path) -> Result<ScannedImage, Error> {
     let mut files = Vec::new();
     let mut others = Vec::new();
+    // (device, inode) of multiply linked files -> the first name met.
+    let mut linked: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut aliases = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = fs::read_dir(&dir).map_err(|source| Error::Io {
@@ -37,7 +44,16 @@ pub(crate) fn scan_dir(scanner: &Scanner, root: &Path) -> Result<ScannedImage, E
                 stack.push(entry.path());
                 others.push(entry.path());
             } else if kind.is_file() {
-                files.push(entry.path());
+                match entry.metadata().ok().and_then(|meta| shared_inode(&meta)) {
+                    Some(inode) => match linked.entry(inode) {
+                        Entry::Occupied(first) => aliases.push((entry.path(), first.get().clone())),
+                        Entry::Vacant(slot) => {
+                            slot.insert(entry.path());
+                            files.push(entry.path());
+                        }
+                    },
+                    None => files.push(entry.path()),
+                }
             } else {
                 others.push(entry.path());
             }
@@ -57,12 +73,58 @@ pub(crate) fn scan_dir(scanner: &Scanner, root: &Path) -> Result<ScannedImage, E
         scan
     });
     let mut scan = LayerScan::default();
+    for (alias, first) in &aliases {
+        let index = files.binary_search(first).expect("first names are scanned");
+        let (from, to) = (report_path(root, first), report_path(root, alias));
+        scan.absorb(renamed(&parts[index], &from, &to));
+    }
     for part in parts {
         scan.absorb(part);
     }
     scan.paths
         .extend(others.iter().map(|p| report_path(root, p)));
     Ok(pseudo_image(root, scan))
+}
+
+/// `(device, inode)` of a file with more than one name.
+#[cfg(unix)]
+fn shared_inode(meta: &fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    (meta.nlink() > 1).then(|| (meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn shared_inode(_meta: &fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+/// The scan of file `from` as the scan of its hard link `to`.
+fn renamed(part: &LayerScan, from: &str, to: &str) -> LayerScan {
+    // Nested members read `from!/…`: only the leading name changes.
+    let rename = |path: &str| match path.strip_prefix(from) {
+        Some(rest) => format!("{to}{rest}"),
+        None => path.to_string(),
+    };
+    LayerScan {
+        findings: part
+            .findings
+            .iter()
+            .map(|f| FileFinding {
+                path: rename(&f.path),
+                ..f.clone()
+            })
+            .collect(),
+        skipped: part
+            .skipped
+            .iter()
+            .map(|s| SkippedFile {
+                path: rename(&s.path),
+                ..s.clone()
+            })
+            .collect(),
+        paths: part.paths.iter().map(|p| rename(p)).collect(),
+        ..part.clone()
+    }
 }
 
 /// Scans one file (which may be an archive of files).

@@ -11,7 +11,9 @@ use minehound_testdata::{
 use predicates::prelude::*;
 use serde_json::Value;
 
+mod bombs;
 mod cache;
+mod escape;
 mod gate;
 mod integrations;
 mod push;
@@ -373,16 +375,16 @@ mod registry {
 
     use super::*;
 
-    const PASSWORD: &str = "pa55-for-minehound";
+    pub(crate) const PASSWORD: &str = "pa55-for-minehound";
 
-    struct Secure {
+    pub(crate) struct Secure {
         _plain: RegistryProcess,
         registry: RegistryProcess,
         ca: std::path::PathBuf,
         target: String,
     }
 
-    fn secure_registry(dir: &Path) -> Secure {
+    pub(crate) fn secure_registry(dir: &Path) -> Secure {
         let storage = dir.join("storage");
         let plain = RegistryProcess::start(&dir.join("work"), &storage, None, &Auth::None).unwrap();
         push_image(&plain.host, "team/app", "1.4", &demo_image().build()).unwrap();
@@ -404,7 +406,7 @@ mod registry {
         }
     }
 
-    fn scan_cmd(secure: &Secure, config_dir: &Path) -> Command {
+    pub(crate) fn scan_cmd(secure: &Secure, config_dir: &Path) -> Command {
         let mut cmd = minehound();
         cmd.args([
             "scan",

@@ -1,7 +1,7 @@
 //! A blocking `Read` over a blob that downloads on the registry's runtime:
 //! bounded (a few chunks in flight), resumed with a range request after a
-//! dropped connection, retried with backoff on connection errors, 5xx and 429,
-//! honouring `Retry-After`.
+//! dropped connection or a stalled (trickling) one, retried with backoff on
+//! connection errors, 5xx and 429, honouring `Retry-After`.
 //!
 //! Blobs are fetched with reqwest directly (oci-client does the auth
 //! challenge): oci-client's errors carry no response headers, so it cannot
@@ -9,7 +9,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -25,6 +25,10 @@ use tokio::sync::{Mutex, mpsc};
 const CHUNKS_IN_FLIGHT: usize = 8;
 /// The longest `Retry-After` obeyed; a registry asking for more gets an error.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Fewer bytes than this over a whole timeout window is a stalled transfer: a
+/// trickle (a byte a second) never trips the read timeout, and would hold a
+/// scan for days.
+const MIN_BYTES_PER_WINDOW: u64 = 16 * 1024;
 
 pub(crate) struct BlobReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -78,6 +82,8 @@ pub(crate) struct BlobFetcher {
     /// `https://host[:port]` or `http://…`.
     pub base: String,
     pub retries: u32,
+    /// The window over which a download must make [`MIN_BYTES_PER_WINDOW`] of progress.
+    pub stall_window: Duration,
     /// The `Authorization` value, once known (`Some(None)`: none needed).
     authorization: Mutex<Option<Option<String>>>,
 }
@@ -90,6 +96,7 @@ impl BlobFetcher {
         auth: RegistryAuth,
         base: String,
         retries: u32,
+        stall_window: Duration,
     ) -> Self {
         BlobFetcher {
             http,
@@ -98,6 +105,7 @@ impl BlobFetcher {
             auth,
             base,
             retries,
+            stall_window,
             authorization: Mutex::new(None),
         }
     }
@@ -188,7 +196,21 @@ impl BlobFetcher {
                 s => return Err(io::Error::other(format!("{url}: HTTP {s}"))),
             };
             let mut response = response;
+            let mut window = (Instant::now(), 0u64);
             let broken = loop {
+                if window.0.elapsed() >= self.stall_window {
+                    if window.1 < MIN_BYTES_PER_WINDOW {
+                        break io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "{url}: transfer stalled: {} bytes in {} s, fewer than the {MIN_BYTES_PER_WINDOW} required",
+                                window.1,
+                                self.stall_window.as_secs_f32()
+                            ),
+                        );
+                    }
+                    window = (Instant::now(), 0);
+                }
                 match response.chunk().await {
                     Ok(Some(mut data)) => {
                         if skip > 0 {
@@ -200,17 +222,18 @@ impl BlobFetcher {
                             continue;
                         }
                         received += data.len() as u64;
+                        window.1 += data.len() as u64;
                         if tx.send(Ok(data)).await.is_err() {
                             return Ok(()); // the reader is gone
                         }
                     }
                     Ok(None) => return Ok(()),
-                    Err(err) => break err,
+                    Err(err) => break io::Error::other(err),
                 }
             };
             // The connection broke mid-blob: resume from `received`.
             if attempt >= self.retries {
-                return Err(io::Error::other(broken));
+                return Err(broken);
             }
             attempt += 1;
             tokio::time::sleep(backoff(attempt)).await;

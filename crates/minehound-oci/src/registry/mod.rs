@@ -44,7 +44,8 @@ pub struct RegistryOptions {
     pub ca_files: Vec<PathBuf>,
     /// Attempts after the first for a failed request.
     pub retries: u32,
-    /// Longest wait for a connection, and for data on an open one.
+    /// Longest wait for a connection, and for data on an open one; a blob
+    /// download that makes less than 16 KiB of progress in this time is stalled.
     pub timeout: Duration,
 }
 
@@ -75,6 +76,8 @@ pub struct RegistryStore {
     reference: Reference,
     auth: RegistryAuth,
     retries: u32,
+    /// The connection and read timeout; manifests get four of it in all.
+    timeout: Duration,
     /// Manifests already fetched, by digest.
     manifests: Mutex<HashMap<String, Vec<u8>>>,
 }
@@ -155,6 +158,7 @@ pub fn open_registry(
         reference: reference.clone(),
         auth,
         retries: options.retries,
+        timeout: options.timeout,
         manifests: Mutex::new(HashMap::new()),
     };
     // Probe HTTPS once without retries where plain HTTP is allowed, so a
@@ -183,6 +187,7 @@ pub fn open_registry(
         store.auth.clone(),
         format!("{scheme}://{}", reference.resolve_registry()),
         options.retries,
+        options.timeout,
     )));
     let root_digest = digest::digest_of(&root);
     if let Some(expected) = reference.digest()
@@ -231,20 +236,40 @@ impl RegistryStore {
             "fetching manifest {}",
             reference.digest().or(reference.tag()).unwrap_or("latest")
         );
+        // Reads alone never time out on a registry that trickles a byte at a
+        // time; a manifest is kilobytes, so it gets a deadline as a whole.
+        let deadline = self.timeout.saturating_mul(4);
         let mut attempt = 0;
         loop {
-            let result = self.runtime.block_on(self.client.pull_manifest_raw(
-                reference,
-                &self.auth,
-                ACCEPTED_MANIFESTS,
-            ));
+            // The timer needs the runtime: start it inside.
+            let result = self.runtime.block_on(async {
+                let pull = self
+                    .client
+                    .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFESTS);
+                tokio::time::timeout(deadline, pull).await
+            });
             match result {
-                Ok((bytes, _)) => return Ok(bytes.to_vec()),
-                Err(err) if blob::retryable(&err) && attempt < retries => {
+                Ok(Ok((bytes, _))) => return Ok(bytes.to_vec()),
+                Ok(Err(err)) if blob::retryable(&err) && attempt < retries => {
                     attempt += 1;
                     std::thread::sleep(blob::backoff(attempt));
                 }
-                Err(err) => return Err(self.error(&step, err)),
+                Ok(Err(err)) => return Err(self.error(&step, err)),
+                Err(_) if attempt < retries => {
+                    attempt += 1;
+                    std::thread::sleep(blob::backoff(attempt));
+                }
+                Err(_) => {
+                    return Err(Error::Registry {
+                        registry: self.reference.resolve_registry().to_string(),
+                        repository: self.reference.repository().to_string(),
+                        step,
+                        source: Box::new(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no complete manifest within {} s", deadline.as_secs_f32()),
+                        )),
+                    });
+                }
             }
         }
     }

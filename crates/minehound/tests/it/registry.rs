@@ -4,7 +4,7 @@ use std::path::Path;
 
 use minehound::{Credentials, PlatformChoice, RegistryOptions, ScanRequest, Severity, Status};
 use minehound_testdata::registry::{
-    Auth, RegistryProcess, TokenIssuer, generate_tls, htpasswd_file, push_image,
+    Auth, Fault, FaultProxy, RegistryProcess, TokenIssuer, generate_tls, htpasswd_file, push_image,
     push_multi_platform,
 };
 use minehound_testdata::{DEMO_CONFIG_PATH, DEMO_DROPPER_PATH, Entry, demo_image};
@@ -307,15 +307,7 @@ fn a_registry_that_dies_mid_download_fails_the_scan() {
     let dir = tempfile::tempdir().unwrap();
     let registry = plain_registry(dir.path());
     // 32 MiB that gzip cannot shrink: more than socket buffers hold.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..32 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let noise = noise(32 << 20);
     let image = one_layer(vec![Entry::file("/data/noise.bin", noise)]);
     push_image(&registry.host, "team/big", "1", &image).unwrap();
     let target = format!("{}/team/big:1", registry.host);
@@ -346,7 +338,7 @@ fn throttled_blob_requests_wait_as_retry_after_says() {
     let started = std::time::Instant::now();
     let report = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap();
     assert!(report.fails(Severity::High));
-    assert_eq!(proxy.throttled.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(2),
         "Retry-After was not honoured: {:?}",
@@ -358,4 +350,203 @@ fn throttled_blob_requests_wait_as_retry_after_says() {
     let target = format!("{}/team/slow:1", storm.host);
     let err = scan_registry(&target, PlatformChoice::Host, no_config_files()).unwrap_err();
     assert!(format!("{err:#?}").contains("429"), "{err:#?}");
+}
+
+/// `len` bytes that gzip cannot shrink (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// The demo image under a first layer of a quarter MiB of incompressible
+/// bytes: a blob big enough to cut, trickle or mislabel mid-way.
+fn image_with_a_big_layer() -> minehound_testdata::BuiltImage {
+    let mut spec = demo_image();
+    spec.layers.insert(
+        0,
+        minehound_testdata::Layer::gzip(
+            "COPY noise /opt/",
+            vec![Entry::file("/opt/noise.bin", noise(256 * 1024))],
+        ),
+    );
+    spec.build()
+}
+
+/// A plain registry holding [`image_with_a_big_layer`] as `team/big:1`,
+/// behind a proxy applying `fault`; returns both and the target through the proxy.
+fn behind_fault(dir: &Path, fault: Fault) -> (RegistryProcess, FaultProxy, String) {
+    let registry = plain_registry(dir);
+    push_image(&registry.host, "team/big", "1", &image_with_a_big_layer()).unwrap();
+    let proxy = FaultProxy::with_fault(&registry.host, fault).unwrap();
+    let target = format!("{}/team/big:1", proxy.host);
+    (registry, proxy, target)
+}
+
+/// Longest any fault may hold a scan.
+const FAULT_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a scan through a faulty proxy, prints its outcome and wall time (the
+/// table in the hostile-input notes) and checks the time bound.
+fn timed_scan(
+    fault: &str,
+    target: &str,
+    options: RegistryOptions,
+) -> Result<minehound::Report, String> {
+    let started = std::time::Instant::now();
+    // The error and its causes on one line, as the CLI prints them.
+    let result = scan_registry(target, PlatformChoice::Host, options).map_err(|err| {
+        std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    });
+    let elapsed = started.elapsed();
+    let outcome = match &result {
+        Ok(_) => "scan completes",
+        Err(text) => text,
+    };
+    eprintln!(
+        "fault | {fault} | {outcome} | {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    assert!(elapsed < FAULT_BOUND, "{fault}: took {elapsed:?}");
+    result
+}
+
+#[test]
+fn a_connection_dropped_mid_blob_resumes_with_a_range_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = Fault::DropMidBlob {
+        count: 1,
+        after_bytes: 64 * 1024,
+    };
+    let (_registry, proxy, target) = behind_fault(dir.path(), fault);
+    let report = timed_scan(
+        "connection dropped after 64 KiB of a blob",
+        &target,
+        no_config_files(),
+    )
+    .unwrap();
+    assert!(report.fails(Severity::High));
+    assert_eq!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let resumed = proxy.requests_with("range: bytes=65536-");
+    assert_eq!(resumed.len(), 1, "{:#?}", proxy.requests_with("GET"));
+}
+
+#[test]
+fn a_trickle_of_bytes_is_a_stalled_transfer_and_a_clear_error() {
+    let second = std::time::Duration::from_secs(1);
+    for (fault, name, expected) in [
+        (
+            Fault::Trickle { interval: second },
+            "blob trickled a byte a second (timeout 2 s, 1 retry)",
+            "transfer stalled",
+        ),
+        (
+            Fault::TrickleManifests { interval: second },
+            "manifest trickled a byte a second (timeout 2 s, 1 retry)",
+            "no complete manifest within 8 s",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_registry, _proxy, target) = behind_fault(dir.path(), fault);
+        let options = RegistryOptions {
+            timeout: std::time::Duration::from_secs(2),
+            ..no_config_files()
+        };
+        let err = timed_scan(name, &target, options).unwrap_err();
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_wrong_content_length_is_a_clear_error() {
+    for (fault, delta) in [
+        ("Content-Length 1000 bytes too long", 1000),
+        ("Content-Length 1000 bytes too short", -1000),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_registry, _proxy, target) =
+            behind_fault(dir.path(), Fault::WrongContentLength { delta });
+        let err = timed_scan(fault, &target, no_config_files()).unwrap_err();
+        assert!(
+            err.contains("digest mismatch") || err.contains("416"),
+            "{fault}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_redirect_to_another_host_is_followed_without_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = plain_registry(dir.path());
+    push_image(&plain.host, "private/app", "1", &image_with_a_big_layer()).unwrap();
+    let htpasswd = htpasswd_file(dir.path(), "ci", "redirect-s3cret").unwrap();
+    let private = RegistryProcess::start(
+        &dir.path().join("work-auth"),
+        &dir.path().join("storage"),
+        None,
+        &Auth::Htpasswd(htpasswd),
+    )
+    .unwrap();
+    // "Storage": another host serving the same blobs, recording what it is sent.
+    let storage = FaultProxy::with_fault(
+        &plain.host,
+        Fault::TooManyRequests {
+            count: 0,
+            retry_after_secs: 0,
+        },
+    )
+    .unwrap();
+    let front = FaultProxy::with_fault(
+        &private.host,
+        Fault::RedirectTo {
+            to: storage.host.clone(),
+        },
+    )
+    .unwrap();
+    let options = RegistryOptions {
+        credentials: Some(Credentials {
+            username: "ci".into(),
+            password: "redirect-s3cret".into(),
+        }),
+        ..no_config_files()
+    };
+    let report = timed_scan(
+        "307 redirect of every blob to another host",
+        &format!("{}/private/app:1", front.host),
+        options,
+    )
+    .unwrap();
+    assert!(report.fails(Severity::High));
+    assert!(front.faults.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(!front.requests_with("authorization: basic").is_empty());
+    let fetched = storage.requests_with("/blobs/sha256:");
+    assert!(fetched.len() >= 2, "{fetched:#?}");
+    assert_eq!(storage.requests_with("authorization"), Vec::<String>::new());
+}
+
+#[test]
+fn a_storm_of_429s_ends_in_a_clear_error_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = Fault::TooManyRequests {
+        count: usize::MAX,
+        retry_after_secs: 1,
+    };
+    let (_registry, proxy, target) = behind_fault(dir.path(), fault);
+    let options = RegistryOptions {
+        retries: 4,
+        ..no_config_files()
+    };
+    let fault = "429 on every blob request (Retry-After 1 s, 4 retries)";
+    let err = timed_scan(fault, &target, options).unwrap_err();
+    assert!(err.contains("429 Too Many Requests"), "{err}");
+    assert_eq!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst), 5);
 }
