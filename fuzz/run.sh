@@ -12,7 +12,7 @@ seconds="${1:-60}"
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 sanitizer="${MINEHOUND_FUZZ_SANITIZER:-address}"
-fuzz=(cargo +stable fuzz)
+fuzz=(cargo fuzz)
 
 # Seeds: small valid inputs of every kind, from the testdata builders.
 (cd .. && cargo run --release --quiet -p minehound-testdata -- fuzz-seeds fuzz/corpus)
