@@ -146,9 +146,10 @@ fn main() {
     row("minehound, filling a layer cache", filling);
     row("minehound, warm layer cache", warm);
     println!(
-        "{:<46} {:>7.1} % of the cold scan",
+        "{:<46} {:>7.2} % of the cold scan ({:.1} ms)",
         "warm / cold",
-        100.0 * warm.as_secs_f64() / cold.as_secs_f64()
+        100.0 * warm.as_secs_f64() / cold.as_secs_f64(),
+        warm.as_secs_f64() * 1000.0
     );
     println!(
         "{:<46} {:>8} MiB (process before the scan: {} MiB)",

@@ -112,10 +112,17 @@ impl Allowlist {
         let doc: FileDoc = serde_yaml_ng::from_str(text).map_err(yaml_error)?;
         // serde_yaml_ng drops positions once a value is parsed, so entries are
         // found again in the text to name their lines.
-        let starts = entry_lines(text);
+        let (allow_line, starts) = entry_lines(text);
+        // A list in flow style (`allow: [{...}]`) has no `-` items to find:
+        // its entries are named by the `allow:` line.
+        let starts_known = starts.len() == doc.allow.len();
         let mut entries = Vec::with_capacity(doc.allow.len());
         for (i, value) in doc.allow.into_iter().enumerate() {
-            let line = starts.get(i).copied();
+            let line = if starts_known {
+                starts.get(i).copied()
+            } else {
+                allow_line
+            };
             let entry: EntryDoc = serde_yaml_ng::from_value(value)
                 .map_err(|e| error(line, format!("entry {}: {}", i + 1, e)))?;
             entries.push(Entry::check(entry, line.unwrap_or(0)).map_err(|m| error(line, m))?);
@@ -260,9 +267,11 @@ fn strip_location(message: &str) -> String {
     format!("{}{}", &message[..start], &rest[after_numbers..])
 }
 
-/// 1-based lines where the items of the top-level `allow:` list start: lines
-/// whose first non-blank character is `-` at the list's indentation.
-fn entry_lines(text: &str) -> Vec<usize> {
+/// The 1-based line of the top-level `allow:` key, and the lines where the
+/// items of its list start: lines whose first non-blank character is `-` at
+/// the list's indentation.
+fn entry_lines(text: &str) -> (Option<usize>, Vec<usize>) {
+    let mut allow_line = None;
     let mut lines = Vec::new();
     let mut in_allow = false;
     let mut indent = None;
@@ -274,13 +283,16 @@ fn entry_lines(text: &str) -> Vec<usize> {
         let depth = line.len() - trimmed.len();
         if depth == 0 && !trimmed.starts_with('-') {
             in_allow = trimmed.starts_with("allow:");
+            if in_allow {
+                allow_line = Some(n + 1);
+            }
             continue;
         }
         if in_allow && trimmed.starts_with('-') && *indent.get_or_insert(depth) == depth {
             lines.push(n + 1);
         }
     }
-    lines
+    (allow_line, lines)
 }
 
 #[cfg(test)]
@@ -413,6 +425,7 @@ mod tests {
             ("allow:\n  - path: '[x'\n    reason: r\n", 2, "glob"),
             ("allow:\n  - rule: [unclosed\n", 3, "flow sequence"),
             ("alow: []\n", 1, "unknown field"),
+            ("# flow style\nallow: [{rule: X}]\n", 2, "reason"),
         ];
         for (text, line, needle) in cases {
             let err = Allowlist::parse(Path::new("ci/allow.yaml"), text).unwrap_err();
