@@ -71,6 +71,38 @@ pub struct RegistryProcess {
 impl RegistryProcess {
     /// Starts a registry over `storage` in `work` and waits until it answers.
     pub fn start(work: &Path, storage: &Path, tls: Option<&Tls>, auth: &Auth) -> io::Result<Self> {
+        Self::start_with(work, storage, tls, auth, "")
+    }
+
+    /// Starts a registry that POSTs notification envelopes of its events to
+    /// `endpoint` (with `headers`, such as an `Authorization`), as an
+    /// operator configures Distribution to call a scanner.
+    pub fn start_notifying(
+        work: &Path,
+        storage: &Path,
+        auth: &Auth,
+        endpoint: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<Self> {
+        let mut extra = format!(
+            "notifications:\n  endpoints:\n    - name: scanner\n      url: {endpoint}\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
+        );
+        if !headers.is_empty() {
+            extra.push_str("      headers:\n");
+            for (name, value) in headers {
+                extra.push_str(&format!("        {name}: [\"{value}\"]\n"));
+            }
+        }
+        Self::start_with(work, storage, None, auth, &extra)
+    }
+
+    fn start_with(
+        work: &Path,
+        storage: &Path,
+        tls: Option<&Tls>,
+        auth: &Auth,
+        extra: &str,
+    ) -> io::Result<Self> {
         std::fs::create_dir_all(work)?;
         let port = free_port()?;
         let host = format!("127.0.0.1:{port}");
@@ -99,6 +131,7 @@ impl RegistryProcess {
                 token.cert.display()
             )),
         }
+        config.push_str(extra);
         let config_path = work.join(format!("registry-{port}.yml"));
         std::fs::write(&config_path, config)?;
         let log = work.join(format!("registry-{port}.log"));
@@ -561,14 +594,20 @@ pub fn push_manifest(host: &str, repo: &str, reference: &str, manifest: &Blob) -
     expect(&response, 201, "put manifest")
 }
 
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// An HTTP answer, as [`http`] reads it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
 }
 
 impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -588,8 +627,9 @@ fn expect(response: &Response, status: u16, step: &str) -> io::Result<()> {
     }
 }
 
-/// One HTTP/1.1 request on its own connection; enough for a test pusher.
-fn http(
+/// One HTTP/1.1 request on its own connection; enough for a test pusher
+/// or a test client of a service (bodies with a length, not chunked).
+pub fn http(
     host: &str,
     method: &str,
     path: &str,

@@ -70,6 +70,19 @@ pub enum Command {
     /// Exit status: 0 clean, 1 findings at or above --fail-on, 2 an image (or
     /// the storage) could not be scanned.
     ScanStorage(Box<StorageArgs>),
+    /// Run the service registries call: Harbor's pluggable scanner API and
+    /// CNCF Distribution push notifications.
+    ///
+    /// Harbor: register http://ADDR as a scanner; it calls /api/v1/metadata,
+    /// /api/v1/scan and /api/v1/scan/{id}/report. Distribution: point a
+    /// notifications endpoint at http://ADDR/api/v1/notifications; every
+    /// pushed manifest is scanned and GET /api/v1/images/{digest} answers its
+    /// verdict. Also /healthz, /readyz, /metrics and /api/openapi.json. Jobs,
+    /// reports and verdicts persist in --state-dir; the layer cache is shared
+    /// by every job. Scan flags (signatures, limits, cache, --jobs, --fail-on,
+    /// --allowlist, registry CA files and credentials for notified pulls)
+    /// apply to every scan. Stops on SIGINT or SIGTERM.
+    Serve(Box<ServeArgs>),
     /// Show the signature set, or check rule files.
     Rules(RulesArgs),
     /// Show, prune or clear the layer cache.
@@ -137,6 +150,94 @@ pub struct StorageArgs {
 
     #[command(flatten)]
     pub options: ScanOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is logged).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "MINEHOUND_LISTEN"
+    )]
+    pub listen: String,
+
+    /// Where jobs, reports and verdicts are kept (default:
+    /// $XDG_STATE_HOME/minehound, else ~/.local/state/minehound).
+    #[arg(long, value_name = "DIR", env = "MINEHOUND_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Images scanned at once; their layers share the --jobs threads.
+    #[arg(long, value_name = "N", default_value_t = 2, env = "MINEHOUND_WORKERS")]
+    pub workers: usize,
+
+    /// Jobs that may wait for a worker; beyond it, requests get 503.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        env = "MINEHOUND_QUEUE_SIZE"
+    )]
+    pub queue_size: usize,
+
+    /// File holding the token the API requires as "Authorization: Bearer
+    /// TOKEN" (health, readiness and metrics stay open). The token can also
+    /// come from MINEHOUND_API_TOKEN.
+    #[arg(long, value_name = "FILE", env = "MINEHOUND_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// The registry authorization Harbor is asked to send with scan requests.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "bearer",
+        env = "MINEHOUND_HARBOR_AUTH"
+    )]
+    pub harbor_auth: HarborAuth,
+
+    /// Refresh-After given to Harbor while a report is pending (e.g. 5s).
+    #[arg(long, value_name = "AGE", default_value = "5s", value_parser = parse_age, env = "MINEHOUND_REFRESH_AFTER")]
+    pub refresh_after: std::time::Duration,
+
+    /// Pull notified images from this registry URL (http://registry:5000)
+    /// instead of the URL each event names.
+    #[arg(long, value_name = "URL", env = "MINEHOUND_NOTIFICATION_REGISTRY")]
+    pub notification_registry: Option<String>,
+
+    /// How long ended jobs, their reports and verdicts are kept.
+    #[arg(long, value_name = "AGE", default_value = "7d", value_parser = parse_age, env = "MINEHOUND_KEEP")]
+    pub keep: std::time::Duration,
+
+    /// Log lines as text or as JSON objects (one per line). MINEHOUND_LOG
+    /// sets the level filter (default: info).
+    #[arg(long, value_enum, default_value = "text", env = "MINEHOUND_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Print the service's OpenAPI description (YAML) and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
+
+    #[command(flatten)]
+    pub options: ScanOptions,
+}
+
+/// Registry authorization asked of Harbor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HarborAuth {
+    /// A pull token Harbor issues.
+    Bearer,
+    /// Robot account credentials.
+    Basic,
+}
+
+/// How the service logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Args)]

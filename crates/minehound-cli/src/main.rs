@@ -6,6 +6,7 @@ mod config;
 mod progress;
 mod rules_check;
 mod run;
+mod serve;
 mod settings;
 
 use std::io::{self, Write};

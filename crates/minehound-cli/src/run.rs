@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(args) => scan(ScanSettings::resolve(args.target, args.options, config)?),
         Command::Push(args) => push(*args, config),
         Command::ScanStorage(args) => scan_storage(*args, config),
+        Command::Serve(args) => crate::serve::serve(*args, config),
         Command::Rules(args) => rules(args.command),
         Command::Cache(args) => cache(args, config),
         Command::Completions { shell } => {

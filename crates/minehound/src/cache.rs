@@ -22,9 +22,11 @@
 //! half-written entry. (An embedded B-tree store was tried first; a damaged file
 //! made it panic, and a cache must never take the scanner down.)
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use minehound_detect::{Detection, Severity};
@@ -46,6 +48,45 @@ const SETTLE_TIME: Duration = Duration::from_secs(2);
 pub struct LayerCache {
     dir: PathBuf,
     stamps: PathBuf,
+    /// Layers some scan in this process is reading now.
+    in_flight: InFlight,
+}
+
+/// Layers being scanned in this process, so that concurrent scans of images
+/// sharing a layer (a service's jobs, say) read it once: the others wait for
+/// the first and take its result from the cache.
+#[derive(Debug, Default)]
+struct InFlight {
+    keys: Mutex<HashSet<CacheKey>>,
+    released: Condvar,
+}
+
+/// What [`LayerCache::claim`] found.
+pub(crate) enum Claim<'c> {
+    /// Another scan stored the layer while this one waited.
+    Cached(LayerScan),
+    /// This caller scans the layer; others wait until the claim is dropped.
+    Mine(ScanClaim<'c>),
+    /// The scan was cancelled while waiting.
+    Cancelled,
+}
+
+/// The right to scan one layer; dropping it lets waiting scans go on.
+pub(crate) struct ScanClaim<'c> {
+    in_flight: &'c InFlight,
+    key: CacheKey,
+}
+
+impl Drop for ScanClaim<'_> {
+    fn drop(&mut self) {
+        let mut keys = self
+            .in_flight
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.remove(&self.key);
+        self.in_flight.released.notify_all();
+    }
 }
 
 /// Why a cache could not be opened.
@@ -87,6 +128,7 @@ impl LayerCache {
         Ok(LayerCache {
             dir: entries,
             stamps,
+            in_flight: InFlight::default(),
         })
     }
 
@@ -127,6 +169,51 @@ impl LayerCache {
             let _ = file.set_modified(SystemTime::now());
         }
         Some(scan)
+    }
+
+    /// Claims layer `key` for scanning. While another scan in this process
+    /// holds it, waits (checking `cancelled` now and then); once released,
+    /// its stored result is the answer, or, if it stored none (it failed or
+    /// was cancelled), this caller gets the claim.
+    pub(crate) fn claim(&self, key: &CacheKey, cancelled: impl Fn() -> bool) -> Claim<'_> {
+        let mut keys = self
+            .in_flight
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut waited = false;
+        while keys.contains(key) {
+            if cancelled() {
+                return Claim::Cancelled;
+            }
+            waited = true;
+            keys = self
+                .in_flight
+                .released
+                .wait_timeout(keys, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if waited {
+            drop(keys);
+            if let Some(scan) = self.get(key) {
+                return Claim::Cached(scan);
+            }
+            // The other scan stored nothing: claim it again, unless yet
+            // another scan got there first.
+            return self.claim(key, cancelled);
+        }
+        keys.insert(key.clone());
+        drop(keys);
+        let claim = ScanClaim {
+            in_flight: &self.in_flight,
+            key: key.clone(),
+        };
+        // A scan that finished between the caller's lookup and now.
+        match self.get(key) {
+            Some(scan) => Claim::Cached(scan),
+            None => Claim::Mine(claim),
+        }
     }
 
     /// How many entries (layer results and blob stamps) the cache holds, and

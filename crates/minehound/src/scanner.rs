@@ -14,7 +14,7 @@ use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
 
-use crate::cache::{BlobStamp, CacheKey, LayerCache};
+use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{LayerScan, scan_layer_blob, scan_layer_blob_ahead};
 use crate::merge::{ScannedImage, build_report};
@@ -439,11 +439,34 @@ impl Scanner {
         let cached = results.len() as u64;
         let scanned = to_scan.len() as u64;
         let (started, busy) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let late_hits = AtomicUsize::new(0);
         let jobs = self.pool.current_num_threads();
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
             if watch.cancelled() {
                 return (layer.location.clone(), Err(LayerError::Cancelled));
             }
+            // Another scan in this process may be reading the same layer (a
+            // shared base layer of two images): wait for its result rather
+            // than read it twice. Only for blobs checked against their
+            // digest while read; a local file may differ from its name.
+            let _claim = match (key, &self.cache) {
+                (Some(key), Some(cache)) if store.content_addressed() => {
+                    match cache.claim(key, || watch.cancelled()) {
+                        Claim::Cached(scan) => {
+                            if let Some(progress) = watch.progress {
+                                progress.layer_cached(&layer_name(layer));
+                            }
+                            late_hits.fetch_add(1, Ordering::Relaxed);
+                            return (layer.location.clone(), Ok(Arc::new(scan)));
+                        }
+                        Claim::Mine(claim) => Some(claim),
+                        Claim::Cancelled => {
+                            return (layer.location.clone(), Err(LayerError::Cancelled));
+                        }
+                    }
+                }
+                _ => None,
+            };
             // The last layer to start may inflate on a thread of its own while
             // a worker is idle (an image of one large layer, say); `--jobs`
             // still bounds the busy threads.
@@ -488,10 +511,11 @@ impl Scanner {
         if watch.cancelled() {
             return Err(Error::Cancelled);
         }
+        let late_hits = late_hits.into_inner() as u64;
         Ok(LayerResults {
             results,
-            cached,
-            scanned,
+            cached: cached + late_hits,
+            scanned: scanned - late_hits,
         })
     }
 

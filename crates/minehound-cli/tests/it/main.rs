@@ -18,6 +18,7 @@ mod gate;
 mod integrations;
 mod push;
 mod readme;
+mod serve;
 mod storage;
 
 /// The binary, with no layer cache unless a test asks for one: tests build

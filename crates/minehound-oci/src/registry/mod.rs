@@ -31,11 +31,14 @@ const ACCEPTED_MANIFESTS: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// How to reach registries.
-#[derive(Debug, Clone)]
+/// How to reach registries. Its `Debug` hides the secrets.
+#[derive(Clone)]
 pub struct RegistryOptions {
     /// Credentials given on the command line; they win over config files.
     pub credentials: Option<Credentials>,
+    /// A bearer token sent as is, as registries such as Harbor hand to their
+    /// scanners; wins over `credentials` and config files.
+    pub bearer_token: Option<String>,
     /// Whether to read the Docker config, credential helpers and podman's file.
     pub use_config_files: bool,
     /// Hosts (`host[:port]`) that may use plain HTTP or unverified TLS.
@@ -49,10 +52,28 @@ pub struct RegistryOptions {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryOptions")
+            .field("credentials", &self.credentials)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field("use_config_files", &self.use_config_files)
+            .field("insecure_registries", &self.insecure_registries)
+            .field("ca_files", &self.ca_files)
+            .field("retries", &self.retries)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             credentials: None,
+            bearer_token: None,
             use_config_files: true,
             insecure_registries: Vec::new(),
             ca_files: Vec::new(),
@@ -108,11 +129,14 @@ impl Endpoint {
             reason: format!("not an image reference: {e}"),
         })?;
         let registry = reference.resolve_registry().to_string();
-        let auth = auth::resolve_auth(
-            &registry,
-            options.credentials.as_ref(),
-            options.use_config_files,
-        )?;
+        let auth = match &options.bearer_token {
+            Some(token) => RegistryAuth::Bearer(token.clone()),
+            None => auth::resolve_auth(
+                &registry,
+                options.credentials.as_ref(),
+                options.use_config_files,
+            )?,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

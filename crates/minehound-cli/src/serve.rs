@@ -1,0 +1,141 @@
+//! `minehound serve`: the scan settings every job uses, logging, the runtime,
+//! and the listener. The service itself is the minehound-server crate.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use minehound::PlatformChoice;
+use minehound_server::{AuthorizationType, ServerBuilder};
+
+use crate::args::{HarborAuth, LogFormat, ServeArgs};
+use crate::settings::{ConfigChoice, ScanSettings};
+
+pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
+    if args.print_openapi {
+        std::io::stdout().write_all(minehound_server::OPENAPI_YAML.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The same resolution as `scan`, for a target that is never used: every
+    // job names its own image.
+    let mut settings = ScanSettings::resolve("-".into(), args.options, config)?;
+    init_logging(args.log_format);
+    let api_token = api_token(args.api_token_file.as_ref())?;
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => {
+            default_state_dir().context("no state directory: set --state-dir (HOME is not set)")?
+        }
+    };
+    let scanner = settings
+        .take_builder()
+        .build()
+        .context("cannot prepare the scanner")?;
+    // Every platform of a multi-platform image, unless one was picked.
+    let platform = match &settings.request.platform {
+        PlatformChoice::Host => PlatformChoice::All,
+        other => other.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("minehound-serve")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = ServerBuilder::new(scanner, &state_dir)
+            .registry(settings.request.registry.clone())
+            .platform(platform)
+            .allowlist(settings.allowlist.take())
+            .fail_on(settings.fail_on)
+            .workers(args.workers)
+            .queue_size(args.queue_size)
+            .api_token(api_token)
+            .harbor_authorization(match args.harbor_auth {
+                HarborAuth::Bearer => AuthorizationType::Bearer,
+                HarborAuth::Basic => AuthorizationType::Basic,
+            })
+            .refresh_after(args.refresh_after)
+            .notification_registry(args.notification_registry)
+            .keep(args.keep)
+            .start()?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(
+            address = %address,
+            state_dir = %state_dir.display(),
+            workers = args.workers,
+            "minehound serving"
+        );
+        server.serve(listener, shutdown()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to standard error, as text or JSON; `MINEHOUND_LOG` filters.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MINEHOUND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// The API token from the file, else from `MINEHOUND_API_TOKEN`.
+fn api_token(file: Option<&PathBuf>) -> Result<Option<String>> {
+    let token = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the API token from {}", path.display()))?,
+        ),
+        None => std::env::var("MINEHOUND_API_TOKEN").ok(),
+    };
+    let token = token.map(|t| t.trim().to_string());
+    if token.as_deref() == Some("") {
+        anyhow::bail!("the API token is empty");
+    }
+    Ok(token)
+}
+
+/// `$XDG_STATE_HOME/minehound`, else `~/.local/state/minehound`.
+fn default_state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|d| d.join("minehound"))
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: requests in flight finish, queued jobs resume on restart");
+}

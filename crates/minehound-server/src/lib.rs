@@ -1,0 +1,265 @@
+//! minehound as a service for registries.
+//!
+//! - **Harbor's Pluggable Scanner API** (v1.1, accepting the 1.0 media types):
+//!   `GET /api/v1/metadata`, `POST /api/v1/scan` (202 with an id; the pull and
+//!   scan run in the background), `GET /api/v1/scan/{id}/report` (302 with
+//!   `Refresh-After` while pending, then Harbor's vulnerability report or the
+//!   raw minehound JSON). Each finding is an item whose id is the rule, so
+//!   Harbor's "prevent vulnerable images from running" blocks miner images and
+//!   its allowlist works by rule id.
+//! - **CNCF Distribution notifications**: `POST /api/v1/notifications` queues a
+//!   scan per manifest push; `GET /api/v1/images/{digest}` answers the latest
+//!   verdict.
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/api/openapi.json`.
+//!
+//! Jobs wait in a bounded queue for a fixed number of workers that share one
+//! [`Scanner`] (one layer cache: a base layer is read once for every image
+//! that has it). Jobs, reports and verdicts persist in a state directory
+//! across restarts; registry credentials never touch the disk.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use minehound::{LayerCache, ScannerBuilder};
+//! use minehound_server::ServerBuilder;
+//!
+//! let cache = LayerCache::open(std::path::Path::new("/var/cache/minehound"))?;
+//! let scanner = ScannerBuilder::new().cache(cache).build()?;
+//! let server = ServerBuilder::new(scanner, "/var/lib/minehound").workers(4).start()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! server.serve(listener, std::future::pending()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod api;
+pub mod harbor;
+mod metrics;
+pub mod notify;
+mod service;
+mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use minehound::{Allowlist, PlatformChoice, RegistryOptions, Scanner, Severity};
+
+pub use service::{ImageRecord, Job, JobState, Origin, Verdict};
+
+/// The OpenAPI description of the service's API (YAML).
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// The OpenAPI description as JSON.
+pub fn openapi_json() -> serde_json::Value {
+    // The file is part of the build and checked by a test: it parses.
+    serde_yaml_ng::from_str(OPENAPI_YAML).unwrap_or_default()
+}
+
+/// Which registry authorization the service asks Harbor for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthorizationType {
+    /// Robot account credentials, `Basic base64(user:password)`.
+    Basic,
+    /// A pull token Harbor issued, `Bearer JWT` (what Harbor's own adapters ask for).
+    #[default]
+    Bearer,
+}
+
+/// Configures a [`Server`].
+#[derive(Debug)]
+pub struct ServerBuilder {
+    scanner: Scanner,
+    state_dir: PathBuf,
+    registry: RegistryOptions,
+    platform: PlatformChoice,
+    allowlist: Option<Allowlist>,
+    fail_on: Severity,
+    workers: usize,
+    queue_size: usize,
+    api_token: Option<String>,
+    harbor_authorization: AuthorizationType,
+    refresh_after: Duration,
+    notification_registry: Option<String>,
+    keep: Duration,
+}
+
+impl ServerBuilder {
+    /// A service scanning with `scanner`, keeping its state in `state_dir`.
+    pub fn new(scanner: Scanner, state_dir: impl Into<PathBuf>) -> Self {
+        ServerBuilder {
+            scanner,
+            state_dir: state_dir.into(),
+            registry: RegistryOptions::default(),
+            platform: PlatformChoice::All,
+            allowlist: None,
+            fail_on: Severity::High,
+            workers: 2,
+            queue_size: 1000,
+            api_token: None,
+            harbor_authorization: AuthorizationType::default(),
+            refresh_after: Duration::from_secs(5),
+            notification_registry: None,
+            keep: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// Base registry options: CA files, insecure hosts, timeouts, and the
+    /// credentials for pulls that notifications ask for (Harbor sends its own).
+    pub fn registry(mut self, registry: RegistryOptions) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Which platforms of a multi-platform image to scan (default: all).
+    pub fn platform(mut self, platform: PlatformChoice) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// Findings the operator accepts: suppressed in every report.
+    pub fn allowlist(mut self, allowlist: Option<Allowlist>) -> Self {
+        self.allowlist = allowlist;
+        self
+    }
+
+    /// The severity at which an image's verdict says it fails (default: high).
+    pub fn fail_on(mut self, severity: Severity) -> Self {
+        self.fail_on = severity;
+        self
+    }
+
+    /// How many images are scanned at once (default 2). Layers of all of
+    /// them share the scanner's threads.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// How many jobs may wait (default 1000); beyond it requests get 503.
+    pub fn queue_size(mut self, size: usize) -> Self {
+        self.queue_size = size.max(1);
+        self
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on the API (not on health and metrics).
+    pub fn api_token(mut self, token: Option<String>) -> Self {
+        self.api_token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// The registry authorization asked of Harbor (default: Bearer).
+    pub fn harbor_authorization(mut self, kind: AuthorizationType) -> Self {
+        self.harbor_authorization = kind;
+        self
+    }
+
+    /// The `Refresh-After` given while a report is pending (default 5 s).
+    pub fn refresh_after(mut self, after: Duration) -> Self {
+        self.refresh_after = after;
+        self
+    }
+
+    /// Where notified images are pulled from (`http://registry:5000`),
+    /// instead of the URL in each event.
+    pub fn notification_registry(mut self, url: Option<String>) -> Self {
+        self.notification_registry = url;
+        self
+    }
+
+    /// How long ended jobs, their reports and verdicts are kept (default 7 days).
+    pub fn keep(mut self, keep: Duration) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Opens the state directory, re-queues jobs a restart interrupted and
+    /// starts the workers. Needs a tokio runtime.
+    pub fn start(self) -> std::io::Result<Server> {
+        let store = store::Store::open(&self.state_dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot use the state directory {}: {e}",
+                    self.state_dir.display()
+                ),
+            )
+        })?;
+        let settings = service::ScanSettings {
+            registry: self.registry,
+            platform: self.platform,
+            allowlist: self.allowlist,
+            fail_on: self.fail_on,
+        };
+        let service =
+            service::Service::start(self.scanner, settings, store, self.workers, self.queue_size)?;
+        service.prune(self.keep);
+        let pruner = Arc::clone(&service);
+        let keep = self.keep;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let service = Arc::clone(&pruner);
+                let _ = tokio::task::spawn_blocking(move || service.prune(keep)).await;
+            }
+        });
+        Ok(Server {
+            state: Arc::new(ServerState {
+                service,
+                api_token: self.api_token,
+                harbor_authorization: self.harbor_authorization,
+                refresh_after: self.refresh_after,
+                notification_registry: self.notification_registry,
+            }),
+        })
+    }
+}
+
+/// What every request handler sees.
+pub(crate) struct ServerState {
+    service: Arc<service::Service>,
+    api_token: Option<String>,
+    harbor_authorization: AuthorizationType,
+    refresh_after: Duration,
+    notification_registry: Option<String>,
+}
+
+/// A started service.
+pub struct Server {
+    state: Arc<ServerState>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// The service's routes, to serve or to nest in another router.
+    pub fn router(&self) -> axum::Router {
+        api::router(Arc::clone(&self.state))
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: &str) -> Option<Job> {
+        self.state.service.job(id)
+    }
+
+    /// Serves on `listener` until `shutdown` completes; requests in flight
+    /// finish first. Jobs still queued stay recorded and resume on restart.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

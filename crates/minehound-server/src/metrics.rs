@@ -1,0 +1,139 @@
+//! Prometheus metrics: scans by origin and outcome, findings by severity,
+//! layers scanned or served by the layer cache, scan durations, and the
+//! queue.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use minehound::Report;
+
+use crate::service::Origin;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScanLabels {
+    origin: &'static str,
+    /// `clean`, `findings` or `failed`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SeverityLabels {
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LayerLabels {
+    /// `scanned` or `cached`.
+    result: &'static str,
+}
+
+/// The service's metrics and the registry that exposes them.
+pub struct Metrics {
+    registry: Registry,
+    scans: Family<ScanLabels, Counter>,
+    findings: Family<SeverityLabels, Counter>,
+    layers: Family<LayerLabels, Counter>,
+    pub(crate) duration: Histogram,
+    pub(crate) queued: Gauge,
+    pub(crate) running: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("minehound");
+        let scans = Family::<ScanLabels, Counter>::default();
+        let findings = Family::<SeverityLabels, Counter>::default();
+        let layers = Family::<LayerLabels, Counter>::default();
+        // 50 ms to about 14 min.
+        let duration = Histogram::new(exponential_buckets(0.05, 2.0, 15));
+        let (queued, running) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "scans",
+            "Image scans that ended, by origin and outcome",
+            scans.clone(),
+        );
+        registry.register(
+            "findings",
+            "Findings in finished scans (after the allowlist), by severity",
+            findings.clone(),
+        );
+        registry.register(
+            "layers",
+            "Layers of finished scans: read and scanned, or answered by the layer cache",
+            layers.clone(),
+        );
+        registry.register(
+            "scan_duration_seconds",
+            "Time from a worker taking a job to its end",
+            duration.clone(),
+        );
+        registry.register("queued_scans", "Jobs waiting for a worker", queued.clone());
+        registry.register("running_scans", "Jobs being scanned", running.clone());
+        Metrics {
+            registry,
+            scans,
+            findings,
+            layers,
+            duration,
+            queued,
+            running,
+        }
+    }
+
+    /// Counts a finished scan.
+    pub fn scan_finished(&self, origin: Origin, report: &Report) {
+        let mut any = false;
+        for finding in report.active_findings() {
+            any = true;
+            self.findings
+                .get_or_create(&SeverityLabels {
+                    severity: finding.severity.as_str(),
+                })
+                .inc();
+        }
+        let outcome = if any { "findings" } else { "clean" };
+        self.scans
+            .get_or_create(&ScanLabels {
+                origin: origin.as_str(),
+                outcome,
+            })
+            .inc();
+        let cached = report.stats.layers_cached;
+        let scanned = report.stats.layers.saturating_sub(cached);
+        self.layers
+            .get_or_create(&LayerLabels { result: "cached" })
+            .inc_by(cached);
+        self.layers
+            .get_or_create(&LayerLabels { result: "scanned" })
+            .inc_by(scanned);
+    }
+
+    /// Counts a scan that could not be completed.
+    pub fn scan_failed(&self, origin: Origin) {
+        self.scans
+            .get_or_create(&ScanLabels {
+                origin: origin.as_str(),
+                outcome: "failed",
+            })
+            .inc();
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

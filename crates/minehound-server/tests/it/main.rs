@@ -1,0 +1,1 @@
+//! Service tests: the HTTP API against real registries.
