@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
 use minehound::{LayerCache, ScanRequest, ScannerBuilder};
-use minehound_bench::{bench_mib, large_image};
+use minehound_bench::{bench_mib, large_image, peak_rss_kib, reset_peak_rss};
 
 fn main() {
     let mib = bench_mib(1536);
@@ -230,20 +230,4 @@ fn extract_then_yara(blobs: &[PathBuf], rules: &Path, threads: usize) -> (Durati
         .expect("yara");
     assert!(status.success(), "yara failed");
     (extract, t.elapsed())
-}
-
-/// Resets this process's peak RSS (Linux: `clear_refs` 5).
-fn reset_peak_rss() {
-    let _ = fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_kib() -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }

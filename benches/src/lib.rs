@@ -34,7 +34,8 @@ pub fn usr_lib_tar(target_bytes: u64) -> Vec<u8> {
     tar_bytes(&entries)
 }
 
-fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+/// Every regular file under `dir`, recursively (unreadable parts skipped).
+pub fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -60,3 +61,26 @@ pub fn gzip_default(data: &[u8]) -> Vec<u8> {
 
 mod e2e_image;
 pub use e2e_image::{LargeImage, large_image};
+
+/// Resets this process's peak RSS (Linux: `clear_refs` 5), so that
+/// [`peak_rss_kib`] measures from now on.
+pub fn reset_peak_rss() {
+    let _ = fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS in KiB (`VmHWM`), 0 where unknown.
+pub fn peak_rss_kib() -> u64 {
+    process_peak_rss_kib("self")
+}
+
+/// Process `pid`'s peak RSS in KiB (`VmHWM`), 0 where unknown.
+pub fn process_peak_rss_kib(pid: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,1 +1,77 @@
-//! Service tests: the HTTP API against real registries.
+//! The service as a library: what a restart does to jobs it interrupted.
+//! (`minehound serve` end to end is tested with the binary, in minehound-cli.)
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use minehound::ScannerBuilder;
+use minehound_server::{JobState, ServerBuilder};
+use minehound_testdata::demo_image;
+use minehound_testdata::registry::{Auth, RegistryProcess, push_image};
+use serde_json::json;
+
+/// A job record as the service writes it, in the state it was in when the
+/// process stopped.
+fn interrupted_job(state: &Path, id: &str, registry: &str, digest: &str, authorized: bool) {
+    let dir = state.join("jobs-v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let job = json!({
+        "id": id,
+        "origin": if authorized { "harbor" } else { "notification" },
+        "registry": registry,
+        "artifact": {"repository": "team/demo", "digest": digest},
+        "authorized": authorized,
+        "state": "running",
+        "created_at": "2026-11-27T08:00:00Z",
+        "started_at": "2026-11-27T08:00:01Z",
+    });
+    std::fs::write(dir.join(format!("{id}.json")), job.to_string()).unwrap();
+}
+
+#[test]
+fn a_restart_resumes_jobs_that_need_no_credentials_and_fails_those_that_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = RegistryProcess::start(
+        &dir.path().join("work"),
+        &dir.path().join("storage"),
+        None,
+        &Auth::None,
+    )
+    .unwrap();
+    let image = demo_image().build();
+    push_image(&registry.host, "team/demo", "1", &image).unwrap();
+    let state = dir.path().join("state");
+    let url = format!("http://{}", registry.host);
+    let digest = &image.manifest.digest;
+    interrupted_job(&state, "notified", &url, digest, false);
+    interrupted_job(&state, "from-harbor", &url, digest, true);
+    // A damaged record costs only itself.
+    std::fs::write(state.join("jobs-v1/damaged.json"), b"{\"id\": ").unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scanner = ScannerBuilder::new().build().unwrap();
+    let server = runtime
+        .block_on(async { ServerBuilder::new(scanner, &state).start() })
+        .unwrap();
+
+    // The Harbor job's credentials were never written: it cannot resume.
+    let harbor = server.job("from-harbor").unwrap();
+    assert_eq!(harbor.state, JobState::Failed);
+    assert!(harbor.error.unwrap().contains("restarted"));
+    // The notified one is scanned again, to the demo image's verdict.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let notified = loop {
+        let job = server.job("notified").unwrap();
+        if job.state.ended() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the resumed job never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(notified.state, JobState::Finished, "{:?}", notified.error);
+    let verdict = notified.verdict.unwrap();
+    assert_eq!(verdict.verdict, "high");
+    assert!(verdict.findings >= 2);
+    assert!(state.join("reports-v1/notified.json").is_file());
+    assert!(server.job("damaged").is_none());
+}
