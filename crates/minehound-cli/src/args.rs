@@ -201,7 +201,9 @@ pub struct ServeArgs {
     pub refresh_after: std::time::Duration,
 
     /// Pull notified images from this registry URL (http://registry:5000)
-    /// instead of the URL each event names.
+    /// instead of the URL each event names. Only then do --username and
+    /// MINEHOUND_PASSWORD go with those pulls (the Docker config's
+    /// credentials go to the registry they are filed under, always).
     #[arg(long, value_name = "URL", env = "MINEHOUND_NOTIFICATION_REGISTRY")]
     pub notification_registry: Option<String>,
 

@@ -19,7 +19,7 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     }
     // The same resolution as `scan`, for a target that is never used: every
     // job names its own image.
-    let mut settings = ScanSettings::resolve("-".into(), args.options, config)?;
+    let mut settings = ScanSettings::resolve("dir:/".into(), args.options, config)?;
     init_logging(args.log_format);
     let api_token = api_token(args.api_token_file.as_ref())?;
     let state_dir = match args.state_dir {

@@ -107,8 +107,11 @@ impl ServerBuilder {
         }
     }
 
-    /// Base registry options: CA files, insecure hosts, timeouts, and the
-    /// credentials for pulls that notifications ask for (Harbor sends its own).
+    /// Base registry options: CA files, insecure hosts, timeouts, and
+    /// credentials. Harbor's scans use only the authorization Harbor sends;
+    /// notified pulls use the Docker config's credentials for the registry
+    /// named, and `credentials` only when
+    /// [`notification_registry`](Self::notification_registry) pins it.
     pub fn registry(mut self, registry: RegistryOptions) -> Self {
         self.registry = registry;
         self
@@ -193,6 +196,7 @@ impl ServerBuilder {
             platform: self.platform,
             allowlist: self.allowlist,
             fail_on: self.fail_on,
+            pinned_notification_registry: self.notification_registry.is_some(),
         };
         let service =
             service::Service::start(self.scanner, settings, store, self.workers, self.queue_size)?;

@@ -240,6 +240,9 @@ pub struct ScanSettings {
     pub allowlist: Option<Allowlist>,
     /// The gate: a verdict at or above this fails.
     pub fail_on: Severity,
+    /// Whether notified images come from the one registry the operator
+    /// named; only then do the service's own credentials go with the pulls.
+    pub pinned_notification_registry: bool,
 }
 
 /// The shared state of the service.
@@ -459,6 +462,19 @@ impl Service {
     ) -> Result<Report, String> {
         let (reference, host, plain_http) = reference(&job.registry, &job.artifact)?;
         let mut registry = self.settings.registry.clone();
+        // The service's own credentials never go to a registry a caller
+        // named: Harbor sends its own, and a notification's URL is the
+        // caller's word unless the operator pinned the registry.
+        match job.origin {
+            Origin::Harbor => {
+                registry.credentials = None;
+                registry.use_config_files = false;
+            }
+            Origin::Notification if !self.settings.pinned_notification_registry => {
+                registry.credentials = None;
+            }
+            Origin::Notification => {}
+        }
         if plain_http && !registry.insecure_registries.contains(&host) {
             registry.insecure_registries.push(host);
         }

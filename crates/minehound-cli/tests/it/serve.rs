@@ -286,7 +286,13 @@ fn harbor_drives_scans_with_basic_and_bearer_authorization() {
         &Auth::Token(issuer.config.clone()),
     )
     .unwrap();
-    let service = Service::start(dir.path(), &["--fail-on", "high"], &[]);
+    // The service has credentials of its own for that registry (for
+    // notified pulls); they must never serve a Harbor request.
+    let service = Service::start(
+        dir.path(),
+        &["--fail-on", "high", "--username", "robot"],
+        &[("MINEHOUND_PASSWORD", password)],
+    );
     let openapi = json_of(&service.get("/api/openapi.json", &[]));
 
     // Harbor registers the scanner by its metadata.
@@ -424,6 +430,9 @@ fn harbor_drives_scans_with_basic_and_bearer_authorization() {
     let id = service.scan(&basic_url, Some(&wrong), "team/miner", &miner_digest);
     let message = assert_error(&service.report(&id, REPORT_V11), 500);
     assert!(message.to_lowercase().contains("authoriz"), "{message}");
+    let id = service.scan(&basic_url, None, "team/miner", &miner_digest);
+    let message = assert_error(&service.report(&id, REPORT_V11), 500);
+    assert!(message.to_lowercase().contains("authoriz"), "{message}");
     let id = service.scan("http://127.0.0.1:1", None, "team/miner", &miner_digest);
     let message = assert_error(&service.report(&id, REPORT_V11), 500);
     assert!(message.contains("127.0.0.1:1"), "{message}");
@@ -442,7 +451,7 @@ fn harbor_drives_scans_with_basic_and_bearer_authorization() {
     );
     has_metric(
         &metrics,
-        "minehound_scans_total{origin=\"harbor\",outcome=\"failed\"} 2",
+        "minehound_scans_total{origin=\"harbor\",outcome=\"failed\"} 3",
     );
     has_metric(&metrics, "minehound_findings_total{severity=\"critical\"}");
     // The second scan of the miner image came from the layer cache.
