@@ -402,13 +402,22 @@ fn harbor_drives_scans_with_basic_and_bearer_authorization() {
         items.len()
     );
 
-    // A clean image: no items.
-    let id = service.scan(
-        &basic_url,
-        Some(&basic_auth),
-        "team/clean",
-        &clean.manifest.digest,
+    // A clean image, requested with the 1.0 media type older Harbors send: no items.
+    let body = json!({
+        "registry": {"url": basic_url, "authorization": basic_auth},
+        "artifact": {"repository": "team/clean", "digest": clean.manifest.digest},
+    });
+    let r = service.request(
+        "POST",
+        "/api/v1/scan",
+        &[(
+            "Content-Type",
+            "application/vnd.scanner.adapter.scan.request+json; version=1.0",
+        )],
+        body.to_string().as_bytes(),
     );
+    assert_eq!(r.status, 202, "{}", text(&r));
+    let id = json_of(&r)["id"].as_str().unwrap().to_string();
     let report = json_of(&service.report(&id, REPORT_V11));
     conforms(&openapi, "HarborVulnerabilityReport", &report);
     assert_eq!(report["vulnerabilities"], json!([]));
@@ -614,4 +623,24 @@ fn the_api_conforms_to_its_openapi_description_under_schemathesis() {
         200,
         "the service survived"
     );
+}
+
+#[test]
+fn serve_prints_its_openapi_description() {
+    let output = Command::new(assert_cmd::cargo::cargo_bin("minehound"))
+        .args(["serve", "--print-openapi"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let doc: Value = serde_yaml_ng::from_slice(&output.stdout).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/metadata",
+        "/api/v1/scan",
+        "/api/v1/scan/{scan_request_id}/report",
+        "/api/v1/notifications",
+        "/api/v1/images/{digest}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
 }

@@ -75,3 +75,61 @@ fn a_restart_resumes_jobs_that_need_no_credentials_and_fails_those_that_did() {
     assert!(state.join("reports-v1/notified.json").is_file());
     assert!(server.job("damaged").is_none());
 }
+
+#[test]
+fn a_full_queue_answers_503_and_the_service_keeps_serving() {
+    use minehound_testdata::registry::http;
+    let dir = tempfile::tempdir().unwrap();
+    // A "registry" that accepts connections and never answers: the one
+    // worker stays busy with the first job.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = format!("http://{}", silent.local_addr().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scanner = ScannerBuilder::new().build().unwrap();
+    let host = runtime.block_on(async {
+        let server = ServerBuilder::new(scanner, dir.path().join("state"))
+            .workers(1)
+            .queue_size(1)
+            .start()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        host
+    });
+    let scan = |n: u32| {
+        let body = json!({
+            "registry": {"url": registry},
+            "artifact": {"repository": "team/app", "digest": format!("sha256:{:064x}", n)},
+        });
+        http(
+            &host,
+            "POST",
+            "/api/v1/scan",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(scan(1).status, 202, "taken by the worker");
+    // Wait until the worker holds job 1, so the queue is empty again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http(&host, "GET", "/metrics", &[], b"")
+        .map(|r| String::from_utf8_lossy(&r.body).contains("minehound_running_scans 1"))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "the worker never took the job");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(scan(2).status, 202, "waits in the queue");
+    let full = scan(3);
+    assert_eq!(full.status, 503, "{}", String::from_utf8_lossy(&full.body));
+    assert!(full.header("Retry-After").is_some());
+    let ready = http(&host, "GET", "/readyz", &[], b"").unwrap();
+    assert_eq!(ready.status, 503, "not ready while the queue is full");
+    assert_eq!(
+        http(&host, "GET", "/healthz", &[], b"").unwrap().status,
+        200
+    );
+    drop(silent);
+}
