@@ -250,6 +250,7 @@ async fn accept_scan(
         &request.registry.url,
         request.artifact,
         authorization,
+        false,
     ) {
         Ok(job) => json_answer(
             StatusCode::ACCEPTED,
@@ -263,6 +264,10 @@ async fn accept_scan(
 fn submit_error(e: SubmitError) -> Response {
     match e {
         SubmitError::Invalid(message) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        SubmitError::AlreadyPending => error(
+            StatusCode::CONFLICT,
+            "a scan of this digest is queued or running",
+        ),
         SubmitError::QueueFull => {
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -352,15 +357,15 @@ async fn notifications(
     let pushed = notify::pushed_manifests(&envelope, state.notification_registry.as_deref());
     let (mut queued, mut already, mut invalid) = (Vec::new(), 0usize, Vec::new());
     for push in pushed {
-        if state.service.pending(&push.artifact.digest) {
-            already += 1;
-            continue;
-        }
-        match state
-            .service
-            .submit(Origin::Notification, &push.registry, push.artifact, None)
-        {
+        match state.service.submit(
+            Origin::Notification,
+            &push.registry,
+            push.artifact,
+            None,
+            true,
+        ) {
             Ok(job) => queued.push(json!({"id": job.id, "digest": job.artifact.digest})),
+            Err(SubmitError::AlreadyPending) => already += 1,
             Err(SubmitError::Invalid(message)) => invalid.push(message),
             // Distribution delivers again until it gets a 2xx.
             Err(e) => return submit_error(e),

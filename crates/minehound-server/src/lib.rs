@@ -69,8 +69,7 @@ pub enum AuthorizationType {
     Bearer,
 }
 
-/// Configures a [`Server`].
-#[derive(Debug)]
+/// Configures a [`Server`]. Its `Debug` hides the API token.
 pub struct ServerBuilder {
     scanner: Scanner,
     state_dir: PathBuf,
@@ -85,6 +84,19 @@ pub struct ServerBuilder {
     refresh_after: Duration,
     notification_registry: Option<String>,
     keep: Duration,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("scanner", &self.scanner)
+            .field("state_dir", &self.state_dir)
+            .field("registry", &self.registry)
+            .field("workers", &self.workers)
+            .field("queue_size", &self.queue_size)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<hidden>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerBuilder {

@@ -9,6 +9,7 @@
 //! rather than reading them twice.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -222,6 +223,8 @@ impl Authorization {
 pub enum SubmitError {
     /// The request does not name a scannable artifact.
     Invalid(String),
+    /// A scan of the same digest is queued or running (notifications only).
+    AlreadyPending,
     /// The queue is full: come back later.
     QueueFull,
     /// The job could not be recorded.
@@ -255,6 +258,9 @@ pub struct Service {
     /// Authorization of queued Harbor jobs, in memory only.
     secrets: Mutex<HashMap<String, Authorization>>,
     queue: mpsc::Sender<String>,
+    /// Jobs waiting for a worker, and how many may.
+    waiting: AtomicUsize,
+    queue_size: usize,
     /// Serialises updates of image records.
     images: Mutex<()>,
 }
@@ -286,8 +292,18 @@ impl Service {
         queue_size: usize,
     ) -> std::io::Result<Arc<Service>> {
         let mut jobs: Vec<Job> = store.load_jobs()?;
+        // A record is trusted no further than a request would be: its id
+        // becomes a file name, its registry and artifact a pull.
+        jobs.retain(|job| {
+            let sound = valid_id(&job.id) && reference(&job.registry, &job.artifact).is_ok();
+            if !sound {
+                tracing::warn!(job = %job.id, "skipping a job record that names no valid job");
+            }
+            sound
+        });
         jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         let mut again = Vec::new();
+        let mut failed = Vec::new();
         for job in &mut jobs {
             if job.state.ended() {
                 continue;
@@ -302,6 +318,7 @@ impl Service {
                         .into(),
                 );
                 store::write_json(&store.job_path(&job.id), job)?;
+                failed.push(job.clone());
             } else {
                 job.state = JobState::Queued;
                 again.push(job.id.clone());
@@ -317,8 +334,13 @@ impl Service {
             jobs: Mutex::new(jobs.into_iter().map(|j| (j.id.clone(), j)).collect()),
             secrets: Mutex::new(HashMap::new()),
             queue: tx,
+            waiting: AtomicUsize::new(again.len()),
+            queue_size: queue_size.max(1),
             images: Mutex::new(()),
         });
+        for job in &failed {
+            service.record_image(job);
+        }
         if !again.is_empty() {
             tracing::info!(
                 jobs = again.len(),
@@ -356,22 +378,21 @@ impl Service {
 
     /// Whether the queue has room.
     pub fn accepting(&self) -> bool {
-        self.queue.capacity() > 0
+        self.waiting.load(Ordering::SeqCst) < self.queue_size
     }
 
-    /// Accepts a scan of `artifact` in the registry at `registry` and queues it.
+    /// Accepts a scan of `artifact` in the registry at `registry` and queues
+    /// it; with `unless_pending`, not when a scan of the same digest is
+    /// queued or running already.
     pub fn submit(
         &self,
         origin: Origin,
         registry: &str,
         artifact: Artifact,
         authorization: Option<Authorization>,
+        unless_pending: bool,
     ) -> Result<Job, SubmitError> {
         reference(registry, &artifact).map_err(SubmitError::Invalid)?;
-        let permit = self
-            .queue
-            .try_reserve()
-            .map_err(|_| SubmitError::QueueFull)?;
         let job = Job {
             id: uuid::Uuid::new_v4().to_string(),
             origin,
@@ -385,27 +406,46 @@ impl Service {
             error: None,
             verdict: None,
         };
-        store::write_json(&self.store.job_path(&job.id), &job).map_err(SubmitError::Store)?;
+        // The check and the insertion under one lock: two deliveries of one
+        // event at once queue one scan.
+        let permit = {
+            let mut jobs = lock(&self.jobs);
+            if unless_pending
+                && jobs
+                    .values()
+                    .any(|j| j.artifact.digest == job.artifact.digest && !j.state.ended())
+            {
+                return Err(SubmitError::AlreadyPending);
+            }
+            if self.waiting.load(Ordering::SeqCst) >= self.queue_size {
+                return Err(SubmitError::QueueFull);
+            }
+            let permit = self
+                .queue
+                .try_reserve()
+                .map_err(|_| SubmitError::QueueFull)?;
+            jobs.insert(job.id.clone(), job.clone());
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            permit
+        };
+        if let Err(e) = store::write_json(&self.store.job_path(&job.id), &job) {
+            lock(&self.jobs).remove(&job.id);
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::Store(e));
+        }
         self.record_image(&job);
         if let Some(authorization) = authorization {
             lock(&self.secrets).insert(job.id.clone(), authorization);
         }
-        lock(&self.jobs).insert(job.id.clone(), job.clone());
         self.metrics.queued.inc();
         permit.send(job.id.clone());
         tracing::info!(job = %job.id, origin = origin.as_str(), repository = %job.artifact.repository, digest = %job.artifact.digest, "scan queued");
         Ok(job)
     }
 
-    /// Whether a scan of `digest` is waiting or running already.
-    pub fn pending(&self, digest: &str) -> bool {
-        lock(&self.jobs)
-            .values()
-            .any(|j| j.artifact.digest == digest && !j.state.ended())
-    }
-
     /// Scans job `id` and records how it ended.
     async fn run(&self, id: &str) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
         self.metrics.queued.dec();
         let Some(mut job) = self.update(id, |job| {
             job.state = JobState::Running;
@@ -475,7 +515,12 @@ impl Service {
             }
             Origin::Notification => {}
         }
-        if plain_http && !registry.insecure_registries.contains(&host) {
+        // Plain HTTP (and unverified TLS) where Harbor or the operator named
+        // an http:// registry; a notification's own URL gets it only for
+        // loopback hosts and hosts the operator listed as insecure.
+        let trusted_url =
+            job.origin == Origin::Harbor || self.settings.pinned_notification_registry;
+        if plain_http && trusted_url && !registry.insecure_registries.contains(&host) {
             registry.insecure_registries.push(host);
         }
         if let Some(authorization) = authorization {
@@ -515,12 +560,21 @@ impl Service {
         let _serial = lock(&self.images);
         let path = self.store.image_path(&job.artifact.digest);
         let previous: Option<ImageRecord> = store::read_json(&path).ok().flatten();
-        // A job that ends after a newer one started does not win.
-        if let Some(previous) = &previous
+        // A job that ends after a newer one started does not take the
+        // record, but a verdict it reached is still the latest verdict.
+        if let Some(mut previous) = previous.clone()
             && previous.job != job.id
             && !previous.status.ended()
             && job.state.ended()
         {
+            if let Some(verdict) = &job.verdict {
+                previous.verdict = Some(verdict.clone());
+                previous.scanned_at = job.finished_at.clone();
+                previous.updated_at = now();
+                if let Err(e) = store::write_json(&path, &previous) {
+                    tracing::error!(digest = %job.artifact.digest, error = %e, "cannot record the image verdict");
+                }
+            }
             return;
         }
         let (verdict, scanned_at) = match &job.verdict {
@@ -560,6 +614,12 @@ impl Service {
             Err(e) => tracing::warn!(error = %e, "cannot prune the state directory"),
         }
     }
+}
+
+/// Whether a stored job id can name a file: letters, digits and dashes
+/// (ids are UUIDs).
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// An error and its causes, each once: "a: b: c".

@@ -45,8 +45,13 @@ fn a_restart_resumes_jobs_that_need_no_credentials_and_fails_those_that_did() {
     let digest = &image.manifest.digest;
     interrupted_job(&state, "notified", &url, digest, false);
     interrupted_job(&state, "from-harbor", &url, digest, true);
-    // A damaged record costs only itself.
+    // A damaged record costs only itself; a planted one whose id would name
+    // a file outside the state directory is not taken.
     std::fs::write(state.join("jobs-v1/damaged.json"), b"{\"id\": ").unwrap();
+    interrupted_job(&state, "planted", &url, digest, true);
+    let planted = state.join("jobs-v1/planted.json");
+    let text = std::fs::read_to_string(&planted).unwrap();
+    std::fs::write(&planted, text.replace("\"planted\"", "\"../../escaped\"")).unwrap();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scanner = ScannerBuilder::new().build().unwrap();
@@ -74,6 +79,8 @@ fn a_restart_resumes_jobs_that_need_no_credentials_and_fails_those_that_did() {
     assert!(verdict.findings >= 2);
     assert!(state.join("reports-v1/notified.json").is_file());
     assert!(server.job("damaged").is_none());
+    assert!(server.job("../../escaped").is_none());
+    assert!(!dir.path().join("escaped.json").exists());
 }
 
 #[test]
