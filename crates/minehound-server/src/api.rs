@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::harbor::{self, ReportKind};
 use crate::notify;
-use crate::service::{Authorization, JobState, Origin, Service, SubmitError};
+use crate::service::{self, Authorization, JobState, Origin, Service, SubmitError};
 use crate::{AuthorizationType, ServerState};
 
 /// Largest request body taken (a scan request or a notification envelope).
@@ -391,12 +391,7 @@ async fn image_verdict(
     State(state): State<Arc<ServerState>>,
     Path(digest): Path<String>,
 ) -> Response {
-    let valid = digest.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    });
-    if !valid {
+    if !service::valid_digest(&digest) {
         return error(
             StatusCode::BAD_REQUEST,
             format!("{digest:?} is not a sha256 digest"),

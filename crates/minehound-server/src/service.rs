@@ -9,7 +9,6 @@
 //! rather than reading them twice.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -258,8 +257,7 @@ pub struct Service {
     /// Authorization of queued Harbor jobs, in memory only.
     secrets: Mutex<HashMap<String, Authorization>>,
     queue: mpsc::Sender<String>,
-    /// Jobs waiting for a worker, and how many may.
-    waiting: AtomicUsize,
+    /// How many jobs may wait for a worker (the `queued` gauge counts them).
     queue_size: usize,
     /// Serialises updates of image records.
     images: Mutex<()>,
@@ -334,7 +332,6 @@ impl Service {
             jobs: Mutex::new(jobs.into_iter().map(|j| (j.id.clone(), j)).collect()),
             secrets: Mutex::new(HashMap::new()),
             queue: tx,
-            waiting: AtomicUsize::new(again.len()),
             queue_size: queue_size.max(1),
             images: Mutex::new(()),
         });
@@ -378,7 +375,7 @@ impl Service {
 
     /// Whether the queue has room.
     pub fn accepting(&self) -> bool {
-        self.waiting.load(Ordering::SeqCst) < self.queue_size
+        self.metrics.queued.get() < self.queue_size as i64
     }
 
     /// Accepts a scan of `artifact` in the registry at `registry` and queues
@@ -417,7 +414,7 @@ impl Service {
             {
                 return Err(SubmitError::AlreadyPending);
             }
-            if self.waiting.load(Ordering::SeqCst) >= self.queue_size {
+            if self.metrics.queued.get() >= self.queue_size as i64 {
                 return Err(SubmitError::QueueFull);
             }
             let permit = self
@@ -425,19 +422,18 @@ impl Service {
                 .try_reserve()
                 .map_err(|_| SubmitError::QueueFull)?;
             jobs.insert(job.id.clone(), job.clone());
-            self.waiting.fetch_add(1, Ordering::SeqCst);
+            self.metrics.queued.inc();
             permit
         };
         if let Err(e) = store::write_json(&self.store.job_path(&job.id), &job) {
             lock(&self.jobs).remove(&job.id);
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.queued.dec();
             return Err(SubmitError::Store(e));
         }
         self.record_image(&job);
         if let Some(authorization) = authorization {
             lock(&self.secrets).insert(job.id.clone(), authorization);
         }
-        self.metrics.queued.inc();
         permit.send(job.id.clone());
         tracing::info!(job = %job.id, origin = origin.as_str(), repository = %job.artifact.repository, digest = %job.artifact.digest, "scan queued");
         Ok(job)
@@ -445,7 +441,6 @@ impl Service {
 
     /// Scans job `id` and records how it ended.
     async fn run(&self, id: &str) {
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
         self.metrics.queued.dec();
         let Some(mut job) = self.update(id, |job| {
             job.state = JobState::Running;
@@ -603,10 +598,10 @@ impl Service {
     pub fn prune(&self, max_age: Duration) {
         let limit = jiff::Timestamp::now()
             .checked_sub(jiff::SignedDuration::try_from(max_age).unwrap_or_default())
-            .unwrap_or_default()
-            .to_string();
+            .unwrap_or_default();
         lock(&self.jobs).retain(|_, j| {
-            !(j.state.ended() && j.finished_at.as_deref().is_some_and(|t| t < limit.as_str()))
+            let finished = j.finished_at.as_deref().and_then(|t| t.parse().ok());
+            !(j.state.ended() && finished.is_some_and(|t: jiff::Timestamp| t < limit))
         });
         match self.store.prune(max_age) {
             Ok(0) => {}
@@ -614,6 +609,14 @@ impl Service {
             Err(e) => tracing::warn!(error = %e, "cannot prune the state directory"),
         }
     }
+}
+
+/// Whether `digest` is `sha256:` and 64 lower-case hex digits (what the
+/// OpenAPI pattern says).
+pub fn valid_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// Whether a stored job id can name a file: letters, digits and dashes
@@ -668,10 +671,7 @@ pub fn reference(
             artifact.repository
         ));
     }
-    let digest_ok = artifact.digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    });
-    if !digest_ok {
+    if !valid_digest(&artifact.digest) {
         return Err(format!(
             "artifact.digest {:?} is not a sha256 digest",
             artifact.digest

@@ -113,65 +113,28 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     }
 }
 
-/// Writes `value` as JSON to `path`: aside first, then renamed into place.
+/// Writes `value` as JSON to `path`: into a private temporary file beside
+/// it, then renamed into place (as the layer cache writes its entries). No
+/// fsync: a record lost to a power cut only costs a scan (Harbor asks again;
+/// a damaged file is skipped), and accepting a job must stay cheap.
 pub fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("record"),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = (|| {
-        // No fsync: a record lost to a power cut only costs a scan (Harbor
-        // asks again; a damaged file is skipped), and accepting a job must
-        // stay cheap in a push storm.
-        let mut file = private_file(&tmp)?;
-        file.write_all(&bytes)?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut staged = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
+    staged.write_all(&bytes)?;
+    staged.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
-#[cfg(unix)]
-fn private_file(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-}
-
-#[cfg(unix)]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    #[cfg(unix)]
     {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(not(unix))]
     fs::create_dir_all(dir)
 }
 
