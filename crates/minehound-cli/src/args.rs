@@ -70,8 +70,8 @@ pub enum Command {
     /// Exit status: 0 clean, 1 findings at or above --fail-on, 2 an image (or
     /// the storage) could not be scanned.
     ScanStorage(Box<StorageArgs>),
-    /// Run the service registries call: Harbor's pluggable scanner API and
-    /// CNCF Distribution push notifications.
+    /// Run the service registries and clusters call: Harbor's pluggable
+    /// scanner API, CNCF Distribution push notifications, Kubernetes admission.
     ///
     /// Harbor: register http://ADDR as a scanner; it calls /api/v1/metadata,
     /// /api/v1/scan and /api/v1/scan/{id}/report. Distribution: point a
@@ -81,7 +81,16 @@ pub enum Command {
     /// reports and verdicts persist in --state-dir; the layer cache is shared
     /// by every job. Scan flags (signatures, limits, cache, --jobs, --fail-on,
     /// --allowlist, registry CA files and credentials for notified pulls)
-    /// apply to every scan. Stops on SIGINT or SIGTERM.
+    /// apply to every scan.
+    ///
+    /// Kubernetes: with --tls-cert and --tls-key, point a
+    /// ValidatingWebhookConfiguration at https://ADDR/k8s/admission (or the
+    /// ImagePolicyWebhook at /k8s/imagereview). Pods and workloads are judged
+    /// by the verdict of every image they name (an unknown image is scanned
+    /// within --admission-budget) and by how each container is launched. The
+    /// images are pulled with the Docker config's credentials for their
+    /// registry; pods' imagePullSecrets are not read. Stops on SIGINT or
+    /// SIGTERM.
     Serve(Box<ServeArgs>),
     /// Show the signature set, or check rule files.
     Rules(RulesArgs),
@@ -220,8 +229,91 @@ pub struct ServeArgs {
     #[arg(long)]
     pub print_openapi: bool,
 
+    /// Serve HTTPS with this certificate chain (PEM), as the Kubernetes API
+    /// server requires of webhooks. Read again when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "MINEHOUND_TLS_CERT"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert. Read again when the file changes.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "MINEHOUND_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// The longest an admission review may take. An image not scanned yet is
+    /// scanned within it; past it, --admission-pending decides. Keep it
+    /// under the webhook's timeoutSeconds (10 s by default).
+    #[arg(long, value_name = "AGE", default_value = "8s", value_parser = parse_age, env = "MINEHOUND_ADMISSION_BUDGET")]
+    pub admission_budget: std::time::Duration,
+
+    /// What an admission review gets while an image's scan is under way.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "deny",
+        env = "MINEHOUND_ADMISSION_PENDING"
+    )]
+    pub admission_pending: AdmissionPending,
+
+    /// What an admission review gets for an image that cannot be resolved,
+    /// pulled or scanned.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "deny",
+        env = "MINEHOUND_ADMISSION_UNRESOLVED"
+    )]
+    pub admission_unresolved: AdmissionUnresolved,
+
+    /// Findings at or above this deny an admission review; lower ones warn.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "high",
+        env = "MINEHOUND_ADMISSION_FAIL_ON"
+    )]
+    pub admission_fail_on: FailOn,
+
+    /// A namespace whose objects pass admission unjudged (repeatable;
+    /// kube-system, kube-public and kube-node-lease always are).
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "MINEHOUND_ADMISSION_EXEMPT_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub admission_exempt_namespace: Vec<String>,
+
     #[command(flatten)]
     pub options: ScanOptions,
+}
+
+/// What admission answers while a scan is under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdmissionPending {
+    /// Refuse, saying the scan is under way (controllers retry).
+    Deny,
+    /// Allow with a warning.
+    Warn,
+    /// Allow.
+    Allow,
+}
+
+/// What admission answers for an image that cannot be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdmissionUnresolved {
+    /// Refuse, with the reason.
+    Deny,
+    /// Allow with a warning.
+    Allow,
 }
 
 /// Registry authorization asked of Harbor.

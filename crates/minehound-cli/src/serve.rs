@@ -7,10 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use minehound::PlatformChoice;
-use minehound_server::{AuthorizationType, ServerBuilder};
+use minehound_server::{
+    AdmissionSettings, AuthorizationType, PendingPolicy, ServerBuilder, UnresolvedPolicy,
+};
 
-use crate::args::{HarborAuth, LogFormat, ServeArgs};
-use crate::settings::{ConfigChoice, ScanSettings};
+use crate::args::{AdmissionPending, AdmissionUnresolved, HarborAuth, LogFormat, ServeArgs};
+use crate::settings::{ConfigChoice, ScanSettings, severity};
 
 pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     if args.print_openapi {
@@ -19,6 +21,7 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     }
     // The same resolution as `scan`, for a target that is never used: every
     // job names its own image.
+    let admission = admission_settings(&args);
     let mut settings = ScanSettings::resolve("dir:/".into(), args.options, config)?;
     init_logging(args.log_format);
     let api_token = api_token(args.api_token_file.as_ref())?;
@@ -44,7 +47,7 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let server = ServerBuilder::new(scanner, &state_dir)
+        let mut builder = ServerBuilder::new(scanner, &state_dir)
             .registry(settings.request.registry.clone())
             .platform(platform)
             .allowlist(settings.allowlist.take())
@@ -59,13 +62,18 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             .refresh_after(args.refresh_after)
             .notification_registry(args.notification_registry)
             .keep(args.keep)
-            .start()?;
+            .admission(admission);
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            builder = builder.tls(cert, key);
+        }
+        let server = builder.start()?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(
             address = %address,
+            scheme = if server.tls() { "https" } else { "http" },
             state_dir = %state_dir.display(),
             workers = args.workers,
             "minehound serving"
@@ -75,6 +83,31 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How admission reviews are judged, from the flags.
+fn admission_settings(args: &ServeArgs) -> AdmissionSettings {
+    let mut exempt = AdmissionSettings::default().exempt_namespaces;
+    for namespace in &args.admission_exempt_namespace {
+        let namespace = namespace.trim();
+        if !namespace.is_empty() && !exempt.iter().any(|n| n == namespace) {
+            exempt.push(namespace.to_string());
+        }
+    }
+    AdmissionSettings {
+        budget: args.admission_budget,
+        pending: match args.admission_pending {
+            AdmissionPending::Deny => PendingPolicy::Deny,
+            AdmissionPending::Warn => PendingPolicy::Warn,
+            AdmissionPending::Allow => PendingPolicy::Allow,
+        },
+        unresolved: match args.admission_unresolved {
+            AdmissionUnresolved::Deny => UnresolvedPolicy::Deny,
+            AdmissionUnresolved::Allow => UnresolvedPolicy::Allow,
+        },
+        fail_on: severity(args.admission_fail_on),
+        exempt_namespaces: exempt,
+    }
 }
 
 /// Logs to standard error, as text or JSON; `MINEHOUND_LOG` filters.

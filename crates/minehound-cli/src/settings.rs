@@ -144,13 +144,7 @@ impl ScanSettings {
                 Format::Json
             },
         );
-        let fail_on = match args.fail_on.unwrap_or(FailOn::Medium) {
-            FailOn::Critical => Severity::Critical,
-            FailOn::High => Severity::High,
-            FailOn::Medium => Severity::Medium,
-            FailOn::Low => Severity::Low,
-            FailOn::Info => Severity::Info,
-        };
+        let fail_on = severity(args.fail_on.unwrap_or(FailOn::Medium));
         let credentials = credentials(
             args.username,
             args.password_stdin.unwrap_or(false),
@@ -242,4 +236,15 @@ pub fn cache_dir(given: Option<PathBuf>, config: ConfigChoice<'_>) -> Result<Pat
         return Ok(dir);
     }
     LayerCache::default_dir().context("no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME")
+}
+
+/// The severity a `--fail-on` style flag names.
+pub fn severity(fail_on: FailOn) -> Severity {
+    match fail_on {
+        FailOn::Critical => Severity::Critical,
+        FailOn::High => Severity::High,
+        FailOn::Medium => Severity::Medium,
+        FailOn::Low => Severity::Low,
+        FailOn::Info => Severity::Info,
+    }
 }

@@ -63,6 +63,11 @@ pub const KNOWN_HASH_RULE: &str = "MH-KNOWN-MINER-HASH";
 /// is reported under this id at `high` or above.
 pub const IMAGE_CONFIG_RULE: &str = "MH-IMAGE-CONFIG-MINER";
 
+/// Id of a finding in how a container is launched (a Kubernetes container's
+/// `command`, `args`, `env`, exec hooks and probes): the same text rules as the
+/// image config, reported under this id at `high` or above.
+pub const LAUNCH_RULE: &str = "MH-LAUNCH-MINER";
+
 /// Runs every detector on one file at a time. Cheap to make; one per worker
 /// thread, since a yara-x scanner is not `Send`.
 pub struct Detector<'s> {

@@ -34,7 +34,7 @@ mod signatures;
 pub use classify::{FileKind, SNIFF_LEN, classify};
 pub use detector::{
     CheckedFile, DETECTORS, Detection, Detector, EXCERPT_LEN, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE,
-    RuleMatch, StringMatch, sha256, sha256_hex,
+    LAUNCH_RULE, RuleMatch, StringMatch, sha256, sha256_hex,
 };
 pub use elf::{MALFORMED_RULE, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE};
 pub use error::Error;

@@ -353,8 +353,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        HIDDEN_PATH_RULE, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, MALFORMED_RULE, PACKED_ENTROPY_RULE,
-        UPX_RULE, UPX_TAMPERED_RULE,
+        HIDDEN_PATH_RULE, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, LAUNCH_RULE, MALFORMED_RULE,
+        PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE,
     };
 
     const README: &str = include_str!("../../../signatures/README.md");
@@ -380,6 +380,7 @@ mod tests {
                 MALFORMED_RULE,
                 HIDDEN_PATH_RULE,
                 IMAGE_CONFIG_RULE,
+                LAUNCH_RULE,
             ]
             .map(String::from),
         );

@@ -18,6 +18,18 @@
 //! finding: that takes the `rule` or the `sha256`. Suppressed findings stay in the report,
 //! marked, and no longer count for the gate. An entry past its `expires` date
 //! suppresses nothing, and the report says so.
+//!
+//! `minehound serve`'s admission webhook also reads entries that exempt whole
+//! images by reference, which scans ignore:
+//!
+//! ```yaml
+//!   - image: registry.example.com/bench/**   # a glob over registry/repository[:tag|@digest]
+//!     reason: GPU benchmark images, reviewed in SEC-171
+//!     expires: 2027-03-31
+//!   - image: docker.io/acme/hashcat-bench
+//!     digest: sha256:9f0c…                  # only an entry naming the digest
+//!     reason: vendor image, reviewed         # excuses critical findings
+//! ```
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -38,6 +50,8 @@ pub struct Allowlist {
 #[derive(Debug, Clone)]
 struct Entry {
     line: usize,
+    /// An admission exemption of images by reference (see the module docs).
+    image: Option<ImagePattern>,
     rule: Option<String>,
     sha256: Option<String>,
     path: Option<GlobMatcher>,
@@ -75,9 +89,31 @@ struct FileDoc {
     allow: Vec<serde_yaml_ng::Value>,
 }
 
+#[derive(Debug, Clone)]
+struct ImagePattern {
+    glob: GlobMatcher,
+    digest: Option<String>,
+}
+
+/// An allowlist entry that exempts an image at admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageExemption {
+    /// Why the image is accepted.
+    pub reason: String,
+    /// `file:line` of the entry.
+    pub entry: String,
+    /// When the exemption ends, if it does.
+    pub expires: Option<String>,
+    /// Whether the entry names the image's digest, so that critical findings
+    /// are excused too.
+    pub covers_critical: bool,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EntryDoc {
+    image: Option<String>,
+    digest: Option<String>,
     rule: Option<String>,
     sha256: Option<String>,
     path: Option<String>,
@@ -171,22 +207,25 @@ impl Allowlist {
             .iter_mut()
             .filter(|f| f.suppression.is_none())
         {
-            let covering = self.entries.iter().find(|entry| {
-                // A path alone never excuses a critical finding: replacing
-                // the allowed file with a miner must not go unnoticed.
-                let path_only = entry.rule.is_none() && entry.sha256.is_none();
-                !(path_only && finding.severity == Severity::Critical)
-                    && entry.expires.is_none_or(|d| d >= today)
-                    && entry.rule.as_ref().is_none_or(|r| r == &finding.rule)
-                    && entry
-                        .sha256
-                        .as_ref()
-                        .is_none_or(|h| finding.sha256.as_deref().map(bare_hex) == Some(h))
-                    && entry
-                        .path
-                        .as_ref()
-                        .is_none_or(|glob| glob.is_match(finding.path.trim_start_matches('/')))
-            });
+            let covering =
+                self.entries
+                    .iter()
+                    .filter(|e| e.image.is_none())
+                    .find(|entry| {
+                        // A path alone never excuses a critical finding: replacing
+                        // the allowed file with a miner must not go unnoticed.
+                        let path_only = entry.rule.is_none() && entry.sha256.is_none();
+                        !(path_only && finding.severity == Severity::Critical)
+                            && entry.expires.is_none_or(|d| d >= today)
+                            && entry.rule.as_ref().is_none_or(|r| r == &finding.rule)
+                            && entry
+                                .sha256
+                                .as_ref()
+                                .is_none_or(|h| finding.sha256.as_deref().map(bare_hex) == Some(h))
+                            && entry.path.as_ref().is_none_or(|glob| {
+                                glob.is_match(finding.path.trim_start_matches('/'))
+                            })
+                    });
             if let Some(entry) = covering {
                 finding.suppression = Some(Suppression {
                     reason: entry.reason.clone(),
@@ -198,6 +237,32 @@ impl Allowlist {
         }
         report.finish();
     }
+
+    /// The first unexpired `image:` entry (as of `today`) whose pattern
+    /// matches the image `name` (`registry/repository`, normalised as
+    /// `docker pull` does) or its `reference` (with its tag or digest).
+    /// `digest` is the manifest digest the reference resolved to, when known:
+    /// an entry that names a digest covers only that digest.
+    pub fn image_exemption(
+        &self,
+        name: &str,
+        reference: &str,
+        digest: Option<&str>,
+        today: Date,
+    ) -> Option<ImageExemption> {
+        self.entries.iter().find_map(|entry| {
+            let pattern = entry.image.as_ref()?;
+            let matches = pattern.glob.is_match(name) || pattern.glob.is_match(reference);
+            let unexpired = entry.expires.is_none_or(|d| d >= today);
+            let digest_ok = pattern.digest.as_deref().is_none_or(|d| Some(d) == digest);
+            (matches && unexpired && digest_ok).then(|| ImageExemption {
+                reason: entry.reason.clone(),
+                entry: format!("{}:{}", self.file, entry.line),
+                expires: entry.expires.map(|d| d.to_string()),
+                covers_critical: pattern.digest.is_some(),
+            })
+        })
+    }
 }
 
 impl Entry {
@@ -205,8 +270,30 @@ impl Entry {
         if doc.reason.trim().is_empty() {
             return Err("`reason` must say why the finding is accepted".into());
         }
-        if doc.rule.is_none() && doc.sha256.is_none() && doc.path.is_none() {
-            return Err("an entry needs at least one of `rule`, `sha256`, `path`".into());
+        let image = match (doc.image, doc.digest) {
+            (Some(_), _) if doc.rule.is_some() || doc.sha256.is_some() || doc.path.is_some() => {
+                return Err(
+                    "an `image` entry exempts whole images at admission; it takes no `rule`, `sha256` or `path`"
+                        .into(),
+                );
+            }
+            (Some(pattern), digest) => {
+                let digest = match digest {
+                    Some(d) if !is_sha256_digest(&d) => {
+                        return Err(format!("`digest` {d:?} is not sha256: and 64 hex digits"));
+                    }
+                    d => d.map(|d| d.to_ascii_lowercase()),
+                };
+                Some(ImagePattern {
+                    glob: glob("image", pattern.trim())?,
+                    digest,
+                })
+            }
+            (None, Some(_)) => return Err("`digest` goes with an `image` entry".into()),
+            (None, None) => None,
+        };
+        if image.is_none() && doc.rule.is_none() && doc.sha256.is_none() && doc.path.is_none() {
+            return Err("an entry needs at least one of `rule`, `sha256`, `path`, `image`".into());
         }
         let sha256 = match doc.sha256 {
             Some(h) => {
@@ -219,7 +306,7 @@ impl Entry {
             None => None,
         };
         let path = match doc.path {
-            Some(p) => Some(glob(p.trim_start_matches('/'))?),
+            Some(p) => Some(glob("path", p.trim_start_matches('/'))?),
             None => None,
         };
         let expires = match doc.expires {
@@ -231,6 +318,7 @@ impl Entry {
         };
         Ok(Entry {
             line,
+            image,
             rule: doc.rule,
             sha256,
             path,
@@ -240,12 +328,17 @@ impl Entry {
     }
 }
 
-fn glob(pattern: &str) -> Result<GlobMatcher, String> {
+fn glob(field: &str, pattern: &str) -> Result<GlobMatcher, String> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
         .map(|g: Glob| g.compile_matcher())
-        .map_err(|e| format!("`path` {pattern:?} is not a glob: {e}"))
+        .map_err(|e| format!("`{field}` {pattern:?} is not a glob: {e}"))
+}
+
+fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn bare_hex(h: &str) -> &str {
@@ -338,6 +431,69 @@ mod tests {
 
     fn day(s: &str) -> Date {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn image_entries_exempt_images_at_admission_only() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let text = format!(
+            "allow:\n  - image: registry.example.com/bench/**\n    reason: reviewed\n    expires: 2027-03-31\n  - image: docker.io/acme/tool\n    digest: {digest}\n    reason: vendor image\n"
+        );
+        let list = Allowlist::parse(Path::new("a.yaml"), &text).unwrap();
+        let day = |d: &str| d.parse::<Date>().unwrap();
+        let bench = list
+            .image_exemption(
+                "registry.example.com/bench/gpu",
+                "registry.example.com/bench/gpu:1",
+                None,
+                day("2027-01-01"),
+            )
+            .unwrap();
+        assert_eq!(
+            (bench.entry.as_str(), bench.covers_critical),
+            ("a.yaml:2", false)
+        );
+        // Expired, another repository, or a digest the entry does not name.
+        assert!(
+            list.image_exemption(
+                "registry.example.com/bench/gpu",
+                "x",
+                None,
+                day("2027-04-01")
+            )
+            .is_none()
+        );
+        assert!(
+            list.image_exemption("registry.example.com/other", "x", None, day("2027-01-01"))
+                .is_none()
+        );
+        assert!(
+            list.image_exemption(
+                "docker.io/acme/tool",
+                "docker.io/acme/tool:1",
+                None,
+                day("2027-01-01")
+            )
+            .is_none()
+        );
+        let pinned = list
+            .image_exemption(
+                "docker.io/acme/tool",
+                "docker.io/acme/tool:1",
+                Some(&digest),
+                day("2027-01-01"),
+            )
+            .unwrap();
+        assert!(pinned.covers_critical);
+        // Scans ignore image entries.
+        assert_eq!(list.len(), 2);
+        for bad in [
+            "allow:\n  - image: a/b\n    rule: X\n    reason: r\n",
+            "allow:\n  - digest: sha256:abc\n    reason: r\n",
+            "allow:\n  - image: a/b\n    digest: latest\n    reason: r\n",
+        ] {
+            assert!(Allowlist::parse(Path::new("a.yaml"), bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod render;
 mod severity;
 mod storage;
 
-pub use allowlist::{Allowlist, AllowlistError};
+pub use allowlist::{Allowlist, AllowlistError, ImageExemption};
 pub use model::*;
 pub use severity::{ParseSeverityError, Severity};
 pub use storage::{SkippedImage, StorageReport, StorageSummary, StoredImage};

@@ -143,6 +143,15 @@ pub enum Status {
     Deleted,
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Present => "present",
+            Status::Deleted => "deleted",
+        })
+    }
+}
+
 /// One piece of evidence: a rule that matched one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {

@@ -13,9 +13,12 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::authorization::Authorization;
+use crate::checks::valid_digest;
 use crate::harbor::{self, ReportKind};
+use crate::job::{JobState, Origin};
 use crate::notify;
-use crate::service::{self, Authorization, JobState, Origin, Service, SubmitError};
+use crate::service::{Service, SubmitError};
 use crate::{AuthorizationType, ServerState};
 
 /// Largest request body taken (a scan request or a notification envelope).
@@ -32,8 +35,14 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
             Arc::clone(&state),
             require_token,
         ));
+    // The API server calls webhooks with no credentials of its own: the
+    // admission endpoints are open (TLS and the NetworkPolicy guard them).
+    let admission = Router::new()
+        .route("/k8s/admission", post(crate::admission::admission_review))
+        .route("/k8s/imagereview", post(crate::admission::image_review));
     Router::new()
         .merge(api)
+        .merge(admission)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -46,7 +55,7 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
 }
 
 /// An answer in the spec's error shape.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = json!({ "error": { "message": message.into() } });
     with_type(status, harbor::ERROR, body.to_string())
 }
@@ -64,7 +73,11 @@ fn with_type(
     response
 }
 
-fn json_answer(status: StatusCode, content_type: &str, value: &impl Serialize) -> Response {
+pub(crate) fn json_answer(
+    status: StatusCode,
+    content_type: &str,
+    value: &impl Serialize,
+) -> Response {
     match serde_json::to_string(value) {
         Ok(text) => with_type(status, content_type, text),
         Err(e) => error(
@@ -391,7 +404,7 @@ async fn image_verdict(
     State(state): State<Arc<ServerState>>,
     Path(digest): Path<String>,
 ) -> Response {
-    if !service::valid_digest(&digest) {
+    if !valid_digest(&digest) {
         return error(
             StatusCode::BAD_REQUEST,
             format!("{digest:?} is not a sha256 digest"),

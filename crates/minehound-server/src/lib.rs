@@ -10,6 +10,12 @@
 //! - **CNCF Distribution notifications**: `POST /api/v1/notifications` queues a
 //!   scan per manifest push; `GET /api/v1/images/{digest}` answers the latest
 //!   verdict.
+//! - **Kubernetes admission**: `POST /k8s/admission` (a validating webhook,
+//!   `AdmissionReview` v1) and `POST /k8s/imagereview` (the API server's
+//!   ImagePolicyWebhook): pods and the pod templates of workloads are judged
+//!   by the verdict of every image they name (scanned within a budget when
+//!   unknown) and by how each container is launched. Over HTTPS with a
+//!   certificate read again when its files change.
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/api/openapi.json`.
 //!
 //! Jobs wait in a bounded queue for a fixed number of workers that share one
@@ -34,12 +40,17 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod admission;
 mod api;
+mod authorization;
+mod checks;
 pub mod harbor;
+mod job;
 mod metrics;
 pub mod notify;
 mod service;
 mod store;
+mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -48,7 +59,8 @@ use std::time::Duration;
 
 use minehound::{Allowlist, PlatformChoice, RegistryOptions, Scanner, Severity};
 
-pub use service::{ImageRecord, Job, JobState, Origin, Verdict};
+pub use admission::{AdmissionSettings, PendingPolicy, UnresolvedPolicy};
+pub use job::{FindingBrief, ImageRecord, Job, JobState, Origin, Verdict};
 
 /// The OpenAPI description of the service's API (YAML).
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
@@ -84,6 +96,8 @@ pub struct ServerBuilder {
     refresh_after: Duration,
     notification_registry: Option<String>,
     keep: Duration,
+    admission: AdmissionSettings,
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -94,6 +108,8 @@ impl std::fmt::Debug for ServerBuilder {
             .field("registry", &self.registry)
             .field("workers", &self.workers)
             .field("queue_size", &self.queue_size)
+            .field("admission", &self.admission)
+            .field("tls", &self.tls)
             .field("api_token", &self.api_token.as_ref().map(|_| "<hidden>"))
             .finish_non_exhaustive()
     }
@@ -116,7 +132,22 @@ impl ServerBuilder {
             refresh_after: Duration::from_secs(5),
             notification_registry: None,
             keep: Duration::from_secs(7 * 24 * 3600),
+            admission: AdmissionSettings::default(),
+            tls: None,
         }
+    }
+
+    /// How admission reviews are judged.
+    pub fn admission(mut self, admission: AdmissionSettings) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Serves HTTPS with this certificate chain and key (PEM files), read
+    /// again whenever they change.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
+        self
     }
 
     /// Base registry options: CA files, insecure hosts, timeouts, and
@@ -194,6 +225,19 @@ impl ServerBuilder {
     /// Opens the state directory, re-queues jobs a restart interrupted and
     /// starts the workers. Needs a tokio runtime.
     pub fn start(self) -> std::io::Result<Server> {
+        let tls = match &self.tls {
+            Some((cert, key)) => {
+                let certificate = tls::ReloadingCertificate::load(cert, key).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot use the TLS certificate: {e}"))
+                })?;
+                Some(tls::server_config(Arc::new(certificate))?)
+            }
+            None => None,
+        };
+        // Images pods name are pulled with the Docker config's credentials
+        // for their registry only; --username was given for one registry.
+        let mut admission_registry = self.registry.clone();
+        admission_registry.credentials = None;
         let store = store::Store::open(&self.state_dir).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -231,7 +275,10 @@ impl ServerBuilder {
                 harbor_authorization: self.harbor_authorization,
                 refresh_after: self.refresh_after,
                 notification_registry: self.notification_registry,
+                admission: self.admission,
+                admission_registry,
             }),
+            tls,
         })
     }
 }
@@ -243,11 +290,15 @@ pub(crate) struct ServerState {
     harbor_authorization: AuthorizationType,
     refresh_after: Duration,
     notification_registry: Option<String>,
+    admission: AdmissionSettings,
+    /// Registry options for the images admission reviews name.
+    admission_registry: RegistryOptions,
 }
 
 /// A started service.
 pub struct Server {
     state: Arc<ServerState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -267,15 +318,31 @@ impl Server {
         self.state.service.job(id)
     }
 
-    /// Serves on `listener` until `shutdown` completes; requests in flight
-    /// finish first. Jobs still queued stay recorded and resume on restart.
+    /// Whether the service speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves on `listener` (HTTPS when a certificate was given) until
+    /// `shutdown` completes; requests in flight finish first. Jobs still
+    /// queued stay recorded and resume on restart.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let router = self.router();
+        match self.tls {
+            Some(config) => {
+                axum::serve(tls::TlsListener::new(listener, config)?, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
     }
 }

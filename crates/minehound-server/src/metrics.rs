@@ -11,13 +11,21 @@ use prometheus_client::registry::Registry;
 
 use minehound::Report;
 
-use crate::service::Origin;
+use crate::job::Origin;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScanLabels {
     origin: &'static str,
     /// `clean`, `findings` or `failed`.
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    /// `admission` or `imagereview`.
+    endpoint: &'static str,
+    /// `allowed`, `denied` or `malformed`.
+    decision: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +46,8 @@ pub struct Metrics {
     findings: Family<SeverityLabels, Counter>,
     layers: Family<LayerLabels, Counter>,
     pub(crate) duration: Histogram,
+    reviews: Family<ReviewLabels, Counter>,
+    review_duration: Histogram,
     pub(crate) queued: Gauge,
     pub(crate) running: Gauge,
 }
@@ -52,6 +62,19 @@ impl Metrics {
         // 50 ms to about 14 min.
         let duration = Histogram::new(exponential_buckets(0.05, 2.0, 15));
         let (queued, running) = (Gauge::default(), Gauge::default());
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        // 1 ms to about 16 s.
+        let review_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "admission_reviews",
+            "Admission and image reviews answered, by endpoint and decision",
+            reviews.clone(),
+        );
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to answer an admission or image review",
+            review_duration.clone(),
+        );
         registry.register(
             "scans",
             "Image scans that ended, by origin and outcome",
@@ -80,9 +103,30 @@ impl Metrics {
             findings,
             layers,
             duration,
+            reviews,
+            review_duration,
             queued,
             running,
         }
+    }
+
+    /// Counts an answered review and its time.
+    pub fn admission_answered(&self, endpoint: &'static str, allowed: bool, seconds: f64) {
+        let decision = if allowed { "allowed" } else { "denied" };
+        self.reviews
+            .get_or_create(&ReviewLabels { endpoint, decision })
+            .inc();
+        self.review_duration.observe(seconds);
+    }
+
+    /// Counts a review that could not be read.
+    pub fn admission_malformed(&self, endpoint: &'static str) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                endpoint,
+                decision: "malformed",
+            })
+            .inc();
     }
 
     /// Counts a finished scan.

@@ -13,209 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minehound::{
-    Allowlist, Credentials, PlatformChoice, RegistryOptions, Report, ScanRequest, Scanner,
-    Severity, Target,
+    Allowlist, PlatformChoice, RegistryOptions, Report, ScanRequest, Scanner, Severity, Target,
 };
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use crate::authorization::Authorization;
+use crate::checks::{error_chain, reference, valid_id};
 use crate::harbor::Artifact;
+use crate::job::{ImageRecord, Job, JobState, Origin, Verdict};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
-
-/// Where a job came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// `POST /api/v1/scan` (Harbor).
-    Harbor,
-    /// A registry's push notification.
-    Notification,
-}
-
-impl Origin {
-    /// The name metrics and logs use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Harbor => "harbor",
-            Origin::Notification => "notification",
-        }
-    }
-}
-
-/// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Waiting for a worker.
-    Queued,
-    /// Being scanned.
-    Running,
-    /// Scanned; the report is stored.
-    Finished,
-    /// Could not be scanned; `error` says why.
-    Failed,
-}
-
-impl JobState {
-    /// Whether the job has ended.
-    pub fn ended(self) -> bool {
-        matches!(self, JobState::Finished | JobState::Failed)
-    }
-}
-
-/// One scan of one artifact, as kept on disk (never with credentials).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    /// The id Harbor polls with.
-    pub id: String,
-    /// Who asked.
-    pub origin: Origin,
-    /// The registry's base URL.
-    pub registry: String,
-    /// What is scanned.
-    pub artifact: Artifact,
-    /// Whether the request carried registry authorization (kept in memory only).
-    pub authorized: bool,
-    /// Where the job is.
-    pub state: JobState,
-    /// When it was accepted (RFC 3339).
-    pub created_at: String,
-    /// When a worker took it.
-    #[serde(default)]
-    pub started_at: Option<String>,
-    /// When it ended.
-    #[serde(default)]
-    pub finished_at: Option<String>,
-    /// Why it failed.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// The outcome of a finished scan.
-    #[serde(default)]
-    pub verdict: Option<Verdict>,
-}
-
-/// What a finished scan says about an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// `clean`, or the highest severity among the findings the allowlist
-    /// left: `info`, `low`, `medium`, `high`, `critical`.
-    pub verdict: String,
-    /// Whether the image fails the service's gate (`--fail-on`).
-    pub fails: bool,
-    /// Findings the allowlist left.
-    pub findings: u64,
-    /// Findings the allowlist suppressed.
-    pub suppressed: u64,
-    /// Layers in the image.
-    pub layers: u64,
-    /// Of those, layers whose result came from the layer cache.
-    pub layers_cached: u64,
-}
-
-impl Verdict {
-    fn of(report: &Report, fail_on: Severity) -> Verdict {
-        let findings = report.active_findings().count() as u64;
-        Verdict {
-            verdict: report
-                .highest_severity()
-                .map_or("clean", |s| s.as_str())
-                .to_string(),
-            fails: report.fails(fail_on),
-            findings,
-            suppressed: report.findings.len() as u64 - findings,
-            layers: report.stats.layers,
-            layers_cached: report.stats.layers_cached,
-        }
-    }
-}
-
-/// The latest word on one image digest (`GET /api/v1/images/{digest}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ImageRecord {
-    /// The manifest digest.
-    pub digest: String,
-    /// The repository it was last seen in.
-    pub repository: String,
-    /// The registry's base URL.
-    pub registry: String,
-    /// The state of the latest job for this digest.
-    pub status: JobState,
-    /// That job's id.
-    pub job: String,
-    /// When this record changed (RFC 3339).
-    pub updated_at: String,
-    /// The latest finished scan's verdict, kept while a newer scan runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
-    /// When that verdict was reached.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scanned_at: Option<String>,
-    /// Why the latest job failed, if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Registry authorization handed over with a Harbor scan request.
-#[derive(Clone)]
-pub enum Authorization {
-    /// `Basic base64(user:password)`, still encoded.
-    Basic(String),
-    /// `Bearer TOKEN`.
-    Bearer(String),
-}
-
-impl std::fmt::Debug for Authorization {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Authorization::Basic(_) => "Basic <hidden>",
-            Authorization::Bearer(_) => "Bearer <hidden>",
-        })
-    }
-}
-
-impl Authorization {
-    /// Reads an `Authorization` header value: a scheme (`Basic` or `Bearer`,
-    /// any case), one space, and a non-empty rest. Basic credentials are
-    /// decoded when the scan starts; undecodable ones fail the scan.
-    pub fn parse(value: &str) -> Result<Authorization, String> {
-        let usage = "registry.authorization must be \"Basic …\" or \"Bearer …\"";
-        let (scheme, rest) = value.split_once(' ').ok_or(usage)?;
-        if rest.is_empty() {
-            return Err(usage.into());
-        }
-        if scheme.eq_ignore_ascii_case("basic") {
-            Ok(Authorization::Basic(rest.to_string()))
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            Ok(Authorization::Bearer(rest.to_string()))
-        } else {
-            Err(usage.into())
-        }
-    }
-
-    /// What the registry client takes: credentials or a token.
-    fn apply(self, registry: &mut RegistryOptions) -> Result<(), String> {
-        match self {
-            Authorization::Bearer(token) => registry.bearer_token = Some(token),
-            Authorization::Basic(encoded) => {
-                use base64::Engine;
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .ok_or("registry.authorization: the Basic credentials are not base64 of UTF-8 text")?;
-                let (username, password) = decoded
-                    .split_once(':')
-                    .ok_or("registry.authorization: the Basic credentials lack a ':'")?;
-                registry.credentials = Some(Credentials {
-                    username: username.to_string(),
-                    password: password.to_string(),
-                });
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Why a job was not accepted.
 #[derive(Debug)]
@@ -261,6 +68,8 @@ pub struct Service {
     queue_size: usize,
     /// Serialises updates of image records.
     images: Mutex<()>,
+    /// Counts ended jobs, so callers can wait for a verdict.
+    ended: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Service {
@@ -334,6 +143,7 @@ impl Service {
             queue: tx,
             queue_size: queue_size.max(1),
             images: Mutex::new(()),
+            ended: watch::Sender::new(0),
         });
         for job in &failed {
             service.record_image(job);
@@ -487,6 +297,31 @@ impl Service {
             }
         }
         self.record_image(&job);
+        self.ended.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until the latest scan of `digest` has ended, or `deadline`
+    /// passes; returns the image's record as it is then.
+    pub async fn wait_for_image(
+        &self,
+        digest: &str,
+        deadline: tokio::time::Instant,
+    ) -> std::io::Result<Option<ImageRecord>> {
+        let mut ended = self.ended.subscribe();
+        loop {
+            // Subscribed first, so an end between the read and the wait is seen.
+            ended.borrow_and_update();
+            let record = self.image(digest)?;
+            if record.as_ref().is_none_or(|r| r.status.ended()) {
+                return Ok(record);
+            }
+            if tokio::time::timeout_at(deadline, ended.changed())
+                .await
+                .is_err()
+            {
+                return Ok(record);
+            }
+        }
     }
 
     /// Pulls and scans a job's artifact; `Err` says why it could not be.
@@ -509,6 +344,10 @@ impl Service {
                 registry.credentials = None;
             }
             Origin::Notification => {}
+            // Images a pod names: the Docker config's credentials go to the
+            // registry they are filed under; --username, given for one
+            // registry, goes to none of the hosts pods name.
+            Origin::Admission => registry.credentials = None,
         }
         // Plain HTTP (and unverified TLS) where Harbor or the operator named
         // an http:// registry; a notification's own URL gets it only for
@@ -607,184 +446,6 @@ impl Service {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, "pruned old jobs, reports and verdicts"),
             Err(e) => tracing::warn!(error = %e, "cannot prune the state directory"),
-        }
-    }
-}
-
-/// Whether `digest` is `sha256:` and 64 lower-case hex digits (what the
-/// OpenAPI pattern says).
-pub fn valid_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
-}
-
-/// Whether a stored job id can name a file: letters, digits and dashes
-/// (ids are UUIDs).
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// An error and its causes, each once: "a: b: c".
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// The image reference of `artifact` in the registry at `registry_url`, the
-/// registry's `host[:port]`, and whether it speaks plain HTTP.
-pub fn reference(
-    registry_url: &str,
-    artifact: &Artifact,
-) -> Result<(String, String, bool), String> {
-    let url = registry_url.strip_suffix('/').unwrap_or(registry_url);
-    let (plain_http, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        (false, rest)
-    } else {
-        return Err(format!(
-            "registry.url {registry_url:?} must start with http:// or https://"
-        ));
-    };
-    let host_ok = !rest.is_empty()
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if !host_ok {
-        return Err(format!(
-            "registry.url {registry_url:?} must be a base URL: scheme, host and port only"
-        ));
-    }
-    if !valid_repository(&artifact.repository) {
-        return Err(format!(
-            "artifact.repository {:?} is not a repository name",
-            artifact.repository
-        ));
-    }
-    if !valid_digest(&artifact.digest) {
-        return Err(format!(
-            "artifact.digest {:?} is not a sha256 digest",
-            artifact.digest
-        ));
-    }
-    if let Some(mime) = &artifact.mime_type
-        && !mime.is_empty()
-        && !crate::harbor::CONSUMES.contains(&mime.as_str())
-    {
-        return Err(format!(
-            "artifact.mime_type {mime:?} is not an image manifest or index"
-        ));
-    }
-    Ok((
-        format!("{rest}/{}@{}", artifact.repository, artifact.digest),
-        rest.to_string(),
-        plain_http,
-    ))
-}
-
-/// A repository name as the distribution spec allows (and the OpenAPI
-/// pattern says): components of lower-case letters and digits, joined inside
-/// by `.`, `_`, `__` or a run of `-`, split by `/`; at most 255 bytes.
-fn valid_repository(name: &str) -> bool {
-    name.len() <= 255
-        && name.split('/').all(|component| {
-            let bytes = component.as_bytes();
-            let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-            if bytes.is_empty() || !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
-                return false;
-            }
-            // Every run of separators must be one the grammar allows.
-            component
-                .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                .all(|sep| {
-                    sep.is_empty()
-                        || sep == "."
-                        || sep == "_"
-                        || sep == "__"
-                        || sep.bytes().all(|b| b == b'-')
-                })
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn artifact(repository: &str, digest: &str) -> Artifact {
-        Artifact {
-            repository: repository.into(),
-            digest: digest.into(),
-            ..Artifact::default()
-        }
-    }
-
-    #[test]
-    fn references_come_from_the_registry_url_and_the_artifact() {
-        let digest = format!("sha256:{}", "a".repeat(64));
-        let (image, host, plain) =
-            reference("http://core:8080/", &artifact("library/app", &digest)).unwrap();
-        assert_eq!(image, format!("core:8080/library/app@{digest}"));
-        assert_eq!(host, "core:8080");
-        assert!(plain);
-        assert!(!reference_ok("https://h", "library/app", &digest).2);
-        reference_ok("http://h", "a__b/c--d/e.f_g", &digest);
-        for (url, repo, digest) in [
-            ("ftp://h", "a", digest.as_str()),
-            ("http://h/path", "a", digest.as_str()),
-            ("http://h", "UPPER", digest.as_str()),
-            ("http://h", "a//b", digest.as_str()),
-            ("http://h", "a..b", digest.as_str()),
-            ("http://h", "a___b", digest.as_str()),
-            (" http://h", "a", digest.as_str()),
-            ("http://h", "a", "sha256:abc"),
-            ("http://h", "a", "latest"),
-        ] {
-            assert!(
-                reference(url, &artifact(repo, digest)).is_err(),
-                "{url} {repo} {digest}"
-            );
-        }
-    }
-
-    fn reference_ok(url: &str, repo: &str, digest: &str) -> (String, String, bool) {
-        reference(url, &artifact(repo, digest)).unwrap()
-    }
-
-    #[test]
-    fn authorization_headers_parse() {
-        let mut registry = RegistryOptions::default();
-        Authorization::parse("Basic dXNlcjpwYTpzcw==")
-            .unwrap()
-            .apply(&mut registry)
-            .unwrap();
-        let c = registry.credentials.unwrap();
-        assert_eq!(
-            (c.username.as_str(), c.password.as_str()),
-            ("user", "pa:ss")
-        );
-        let mut registry = RegistryOptions::default();
-        assert!(
-            Authorization::parse("basic !!!")
-                .unwrap()
-                .apply(&mut registry)
-                .is_err()
-        );
-        assert!(matches!(
-            Authorization::parse("Bearer abc.def").unwrap(),
-            Authorization::Bearer(t) if t == "abc.def"
-        ));
-        for bad in ["", "Basic", "Digest x", "Bearer "] {
-            assert!(Authorization::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,4 +1,4 @@
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 /// How a layer blob is compressed. Told by magic bytes, not by media type: media
 /// types lie, magic bytes decide how the bytes can be read.
@@ -35,8 +35,24 @@ pub fn decompress<'a, R: Read + 'a>(
     reader: R,
     limit: u64,
 ) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let compression = Compression::sniff(reader.fill_buf()?);
+    // A network stream may hand over its first bytes one at a time: read
+    // the whole magic before judging, then put it back in front.
+    let mut reader = reader;
+    let mut head = [0u8; ZSTD_MAGIC.len()];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let compression = Compression::sniff(&head[..got]);
+    let reader = BufReader::with_capacity(
+        256 * 1024,
+        io::Cursor::new(head).take(got as u64).chain(reader),
+    );
     let inner: Box<dyn Read + 'a> = match compression {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
@@ -110,6 +126,34 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
+    }
+
+    /// Hands over one byte per read, as a trickling registry does.
+    struct OneByteAtATime<R>(R);
+
+    impl<R: Read> Read for OneByteAtATime<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn magic_split_across_reads_is_still_recognised() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        io::Write::write_all(&mut gz, b"layer bytes").unwrap();
+        let gz = gz.finish().unwrap();
+        let (compression, mut out) = decompress(OneByteAtATime(&gz[..]), 1 << 20).unwrap();
+        assert_eq!(compression, Compression::Gzip);
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "layer bytes");
+        // Shorter than any magic: plain, and every byte still there.
+        let (compression, mut out) = decompress(OneByteAtATime(&b"ab"[..]), 10).unwrap();
+        assert_eq!(compression, Compression::None);
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "ab");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! `Env` values naming a pool and wallet, history lines that fetch and run one.
 //! The config text goes through the same text rules as files in the layers.
 
-use minehound_detect::{Detection, Detector, FileKind, IMAGE_CONFIG_RULE, Severity, hidden_path};
+use minehound_detect::{
+    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, LAUNCH_RULE, Severity, hidden_path,
+};
 use minehound_oci::Image;
 use minehound_report::{Finding, LayerRef, Status};
 
@@ -54,37 +56,91 @@ fn parts(image: &Image) -> Vec<Part> {
     out
 }
 
+/// What the text rules say of one piece of launch text: `what` names it in
+/// descriptions (`image config Env`), `command` says it is a command line.
+/// Medium and above becomes `rule` at `high` or more (text that starts or
+/// fetches a miner runs it in every container); weaker evidence keeps its own
+/// rule; a command that runs a program from a hiding place adds that
+/// evidence. The image config and a container's launch details share it.
+pub(crate) fn launch_detections(
+    detector: &mut Detector<'_>,
+    rule: &str,
+    what: &str,
+    text: &str,
+    command: bool,
+) -> Vec<Detection> {
+    let mut detections = match detector.check_file(FileKind::Text, text.as_bytes(), false) {
+        Ok(checked) => checked.detections,
+        // Text too hostile for the scanner is reported as such.
+        Err(err) => vec![Detection {
+            rule: rule.into(),
+            detector: "config",
+            severity: Severity::Info,
+            family: None,
+            description: format!("could not check: {err}"),
+        }],
+    };
+    // A command that runs a program from a hiding place: supporting
+    // evidence, low alone.
+    if command
+        && let Some(hidden) = text
+            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '\'' | '"'))
+            .filter(|word| word.starts_with('/'))
+            .find_map(|word| hidden_path(word, FileKind::Script, &detections))
+    {
+        detections.push(hidden);
+    }
+    for d in &mut detections {
+        if d.severity >= Severity::Medium {
+            d.description = format!(
+                "{what} fetches or starts a miner or names its pool or wallet ({}: {})",
+                d.rule, d.description
+            );
+            d.rule = rule.to_string();
+            d.severity = d.severity.max(Severity::High);
+        }
+    }
+    detections
+}
+
+impl crate::Scanner {
+    /// Checks how a container is launched, with the text rules the image
+    /// config goes through: `what` names the text in descriptions
+    /// (`container "app" command`), `command` says it is a command line (so
+    /// a program run from a hiding place counts too). What the rules find at
+    /// medium or above comes back as [`LAUNCH_RULE`] at `high` or more.
+    /// Admission webhooks call it for a pod's `command`, `args`, `env`, hooks
+    /// and probes.
+    ///
+    /// ```
+    /// let scanner = minehound::ScannerBuilder::new().jobs(1).build()?;
+    /// let found = scanner.check_launch(
+    ///     "container \"app\" command",
+    ///     "sh -c ./xmrig -o stratum+tcp://pool.supportxmr.com:3333 -u 41vHA8Yx8aAV78UZXmhdJ1T8iX8Tyzaikg2ntQ15VHR6fFJDjJpZctt27AoKa1DVJ727yPDqPa2wLh1hZMEUbB1RHwGN28L --donate-level 1",
+    ///     true,
+    /// );
+    /// assert!(found.iter().any(|d| d.rule == minehound::LAUNCH_RULE));
+    /// # Ok::<(), minehound::Error>(())
+    /// ```
+    pub fn check_launch(&self, what: &str, text: &str, command: bool) -> Vec<Detection> {
+        let mut detector = Detector::new(&self.signatures);
+        launch_detections(&mut detector, LAUNCH_RULE, what, text, command)
+    }
+}
+
 /// Runs the text rules on the image's config and turns what they find into
-/// findings: medium and above become [`IMAGE_CONFIG_RULE`] at `high` or more
-/// (a config that starts or fetches a miner runs it in every container);
-/// weaker evidence keeps its own rule.
+/// findings (see [`launch_detections`]).
 pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec<Finding> {
     let platform = image.platform.as_ref().map(|p| p.to_string());
     let mut out = Vec::new();
     for part in parts(image) {
-        let detections = match detector.check_file(FileKind::Text, part.text.as_bytes(), false) {
-            Ok(checked) => checked.detections,
-            // A config line too hostile for the scanner is reported as such.
-            Err(err) => vec![Detection {
-                rule: IMAGE_CONFIG_RULE.into(),
-                detector: "config",
-                severity: Severity::Info,
-                family: None,
-                description: format!("could not check: {err}"),
-            }],
-        };
-        // A command that runs a program from a hiding place: supporting
-        // evidence, low alone.
-        let mut detections = detections;
-        if part.field == COMMAND_FIELD
-            && let Some(hidden) = part
-                .text
-                .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '\'' | '"'))
-                .filter(|word| word.starts_with('/'))
-                .find_map(|word| hidden_path(word, FileKind::Script, &detections))
-        {
-            detections.push(hidden);
-        }
+        let detections = launch_detections(
+            detector,
+            IMAGE_CONFIG_RULE,
+            &format!("image config {}", part.field),
+            &part.text,
+            part.field == COMMAND_FIELD,
+        );
         let top = image.layers.len().saturating_sub(1);
         let layer = image.layers.get(part.layer.unwrap_or(top));
         let layer_ref = LayerRef {
@@ -97,22 +153,10 @@ pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec
             },
         };
         for d in detections {
-            let (rule, severity, description) = if d.severity >= Severity::Medium {
-                (
-                    IMAGE_CONFIG_RULE.to_string(),
-                    d.severity.max(Severity::High),
-                    format!(
-                        "image config {} fetches or starts a miner or names its pool or wallet ({}: {})",
-                        part.field, d.rule, d.description
-                    ),
-                )
-            } else {
-                (d.rule, d.severity, d.description)
-            };
             out.push(Finding {
-                rule,
+                rule: d.rule,
                 detector: "config".into(),
-                severity,
+                severity: d.severity,
                 family: d.family,
                 path: format!("{IMAGE_CONFIG_PATH}/{}", part.field),
                 status: Status::Present,
@@ -120,7 +164,7 @@ pub(crate) fn config_findings(image: &Image, detector: &mut Detector<'_>) -> Vec
                 sha256: None,
                 size: part.text.len() as u64,
                 platform: platform.clone(),
-                description,
+                description: d.description,
                 suppression: None,
             });
         }

@@ -71,19 +71,20 @@ pub use config::IMAGE_CONFIG_PATH;
 pub use error::{Error, LayerError};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use minehound_detect::{
-    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, RuleMatch, Signatures, SignaturesBuilder,
-    StringMatch, classify, sha256,
+    Detection, Detector, FileKind, IMAGE_CONFIG_RULE, LAUNCH_RULE, RuleMatch, Signatures,
+    SignaturesBuilder, StringMatch, classify, sha256,
 };
 /// Why an [`ImageSource`] could not give a manifest or blob; also the
 /// source errors inside [`Error::Source`].
 pub use minehound_oci::Error as SourceError;
 pub use minehound_oci::{
-    Credentials, DistributionStorage, ImageRef, ImageSource, Platform, PlatformChoice, Pushed,
-    RegistryOptions, SkippedManifest, StorageListing, StoredManifest, Target, digest_of,
+    Credentials, DistributionStorage, ImageName, ImageRef, ImageSource, Platform, PlatformChoice,
+    Pushed, RegistryOptions, SkippedManifest, StorageListing, StoredManifest, Target, digest_of,
+    resolve_digest,
 };
 pub use minehound_report::{
-    Allowlist, AllowlistError, Finding, Report, Severity, SkippedImage, Status, StorageReport,
-    StorageSummary, StoredImage, Suppression, render,
+    Allowlist, AllowlistError, Finding, ImageExemption, Report, Severity, SkippedImage, Status,
+    StorageReport, StorageSummary, StoredImage, Suppression, render,
 };
 pub use minehound_unpack::Limits;
 pub use progress::{CancelToken, Progress};

@@ -11,8 +11,10 @@ use minehound_testdata::{
 use predicates::prelude::*;
 use serde_json::Value;
 
+mod admission;
 mod bombs;
 mod cache;
+mod deploy;
 mod escape;
 mod gate;
 mod integrations;

@@ -21,15 +21,15 @@ const ERROR_TYPE: &str = "application/vnd.scanner.adapter.error+json; version=1.
 const SCAN_REQUEST: &str = "application/vnd.scanner.adapter.scan.request+json; version=1.1";
 
 /// A running `minehound serve`; stopped when dropped.
-struct Service {
+pub(super) struct Service {
     child: Child,
-    host: String,
+    pub(super) host: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Service {
     /// Starts the service on a free port with its state and cache in `dir`.
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
+    pub(super) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("minehound"));
         command
             .args(["serve", "--no-config", "--listen", "127.0.0.1:0"])
@@ -67,11 +67,17 @@ impl Service {
         Service { child, host, log }
     }
 
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub(super) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         http(&self.host, method, path, headers, body).expect("the service answers")
     }
 
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+    pub(super) fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         self.request("GET", path, headers, b"")
     }
 
@@ -126,7 +132,7 @@ impl Service {
     }
 
     /// Polls an image's verdict until its latest scan has finished.
-    fn verdict(&self, digest: &str, headers: &[(&str, &str)]) -> Value {
+    pub(super) fn verdict(&self, digest: &str, headers: &[(&str, &str)]) -> Value {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let r = self.get(&format!("/api/v1/images/{digest}"), headers);
@@ -144,7 +150,7 @@ impl Service {
     }
 
     /// Stops the service with SIGTERM, as an orchestrator does.
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -152,7 +158,7 @@ impl Service {
         assert!(status.success(), "SIGTERM is a clean stop: {status}");
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -166,15 +172,15 @@ impl Drop for Service {
 
 /// Asserts that the metrics text holds `line` (a metric and its labels, and
 /// possibly its value).
-fn has_metric(metrics: &str, line: &str) {
+pub(super) fn has_metric(metrics: &str, line: &str) {
     assert!(metrics.contains(line), "no {line} in:\n{metrics}");
 }
 
-fn text(r: &Response) -> String {
+pub(super) fn text(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
-fn json_of(r: &Response) -> Value {
+pub(super) fn json_of(r: &Response) -> Value {
     serde_json::from_slice(&r.body)
         .unwrap_or_else(|e| panic!("HTTP {} body is not JSON ({e}): {}", r.status, text(r)))
 }
@@ -200,7 +206,7 @@ fn assert_error(r: &Response, status: u16) -> String {
 
 /// An image with XMRig (fetched from PyPI at a pinned version and checked)
 /// over a base layer, and the path it sits at.
-fn miner_image(base: &Layer) -> BuiltImage {
+pub(super) fn miner_image(base: &Layer) -> BuiltImage {
     let xmrig = samples::xmrig().expect("fetch XMRig 6.23.0 from PyPI (db4e==0.20.0)");
     ImageSpec {
         layers: vec![
@@ -215,7 +221,7 @@ fn miner_image(base: &Layer) -> BuiltImage {
     .build()
 }
 
-fn base_layer(tag: &str) -> Layer {
+pub(super) fn base_layer(tag: &str) -> Layer {
     Layer::gzip(
         "ADD rootfs /",
         vec![
@@ -228,7 +234,7 @@ fn base_layer(tag: &str) -> Layer {
     )
 }
 
-fn clean_image(base: &Layer, marker: &str) -> BuiltImage {
+pub(super) fn clean_image(base: &Layer, marker: &str) -> BuiltImage {
     ImageSpec {
         layers: vec![
             base.clone(),
@@ -243,7 +249,7 @@ fn clean_image(base: &Layer, marker: &str) -> BuiltImage {
 }
 
 /// An anonymous plain-HTTP registry with its storage in `dir`.
-fn plain_registry(dir: &Path) -> RegistryProcess {
+pub(super) fn plain_registry(dir: &Path) -> RegistryProcess {
     RegistryProcess::start(&dir.join("work"), &dir.join("storage"), None, &Auth::None).unwrap()
 }
 

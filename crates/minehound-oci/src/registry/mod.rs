@@ -160,13 +160,67 @@ impl Endpoint {
     }
 }
 
-/// The images `reference` names, for `platform`, and a store to stream their
-/// layers from.
-pub fn open_registry(
+/// An image reference normalised as `docker pull` normalises it: `ubuntu` is
+/// `docker.io/library/ubuntu:latest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageName {
+    /// The registry host (`docker.io`, `registry.example.com:5000`).
+    pub registry: String,
+    /// The repository (`library/ubuntu`).
+    pub repository: String,
+    /// The tag, when the reference names one (`latest` when it names neither
+    /// a tag nor a digest).
+    pub tag: Option<String>,
+    /// The manifest digest, when the reference pins one.
+    pub digest: Option<String>,
+}
+
+impl ImageName {
+    /// Parses and normalises `reference`.
+    pub fn parse(reference: &str) -> Result<ImageName, Error> {
+        let parsed: Reference = reference.parse().map_err(|e| Error::InvalidTarget {
+            target: reference.to_string(),
+            reason: format!("not an image reference: {e}"),
+        })?;
+        Ok(ImageName {
+            registry: parsed.registry().to_string(),
+            repository: parsed.repository().to_string(),
+            tag: parsed.tag().map(str::to_string),
+            digest: parsed.digest().map(str::to_string),
+        })
+    }
+
+    /// `registry/repository`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same image pinned to `digest`: `registry/repository@digest`.
+    pub fn pinned(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.name())
+    }
+}
+
+impl std::fmt::Display for ImageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A store for `reference` whose root manifest (or index) has been fetched:
+/// HTTPS first, plain HTTP only where Docker allows it. Returns the store,
+/// the root's bytes, and the HTTP client options blob downloads need.
+fn connect(
     reference: &str,
     options: &RegistryOptions,
-    platform: &PlatformChoice,
-) -> Result<(RegistryStore, Vec<Image>), Error> {
+) -> Result<(RegistryStore, Vec<u8>, bool, bool), Error> {
     let Endpoint {
         reference,
         auth,
@@ -203,6 +257,36 @@ pub fn open_registry(
         }
         other => other?,
     };
+    let root_digest = digest::digest_of(&root);
+    if let Some(expected) = reference.digest()
+        && expected != root_digest
+    {
+        return Err(Error::DigestMismatch {
+            what: reference.whole(),
+            expected: expected.to_string(),
+            actual: root_digest,
+        });
+    }
+    Ok((store, root, plain_http, insecure))
+}
+
+/// The digest of the manifest or index `reference` names now, as the
+/// registry serves it (fetched and hashed, not taken from a header). Costs
+/// one manifest request.
+pub fn resolve_digest(reference: &str, options: &RegistryOptions) -> Result<String, Error> {
+    let (_, root, _, _) = connect(reference, options)?;
+    Ok(digest::digest_of(&root))
+}
+
+/// The images `reference` names, for `platform`, and a store to stream their
+/// layers from.
+pub fn open_registry(
+    reference: &str,
+    options: &RegistryOptions,
+    platform: &PlatformChoice,
+) -> Result<(RegistryStore, Vec<Image>), Error> {
+    let (mut store, root, plain_http, insecure) = connect(reference, options)?;
+    let reference = store.reference.clone();
     let scheme = if plain_http { "http" } else { "https" };
     store.fetcher = Some(Arc::new(blob::BlobFetcher::new(
         http_client(options, insecure)?,
@@ -214,15 +298,6 @@ pub fn open_registry(
         options.timeout,
     )));
     let root_digest = digest::digest_of(&root);
-    if let Some(expected) = reference.digest()
-        && expected != root_digest
-    {
-        return Err(Error::DigestMismatch {
-            what: reference.whole(),
-            expected: expected.to_string(),
-            actual: root_digest,
-        });
-    }
     store
         .manifests
         .lock()
@@ -475,6 +550,29 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example.com:5000"));
         assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn names_are_normalised_as_docker_pull_does() {
+        let name = ImageName::parse("ubuntu").unwrap();
+        assert_eq!(name.to_string(), "docker.io/library/ubuntu:latest");
+        assert_eq!(name.name(), "docker.io/library/ubuntu");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let name = ImageName::parse(&format!("localhost:5000/team/app@{digest}")).unwrap();
+        assert_eq!(
+            (name.registry.as_str(), name.repository.as_str()),
+            ("localhost:5000", "team/app")
+        );
+        assert_eq!(
+            (name.tag, name.digest.as_deref()),
+            (None, Some(digest.as_str()))
+        );
+        assert_eq!(
+            ImageName::parse("quay.io/org/x:1").unwrap().pinned(&digest),
+            format!("quay.io/org/x@{digest}")
+        );
+        assert!(ImageName::parse("UPPER/case").is_err());
+        assert!(ImageName::parse("").is_err());
     }
 
     #[test]
