@@ -261,7 +261,7 @@ fn admission_reviews_judge_pods_and_workloads_by_image_and_launch() {
             "{fixture}: a known verdict took {:?}",
             answer.took
         );
-        table.push(format!("{fixture}: denied in {:?}", answer.took));
+        table.push(format!("{fixture}: denied in {:?}: {message}", answer.took));
     }
 
     // The attack's shape: a clean image launched as a miner.

@@ -875,7 +875,7 @@ fn deployment_args_are_accepted_by_the_binary() {
 
     // The README names every admission flag the Deployment sets, and its
     // overlay patch replaces the argument it says it does.
-    let readme = fs::read_to_string(kubernetes_dir().join("README.md")).unwrap();
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
     for arg in &args[1..] {
         let flag = arg.split_once('=').unwrap().0;
         if flag.starts_with("--admission-") {
