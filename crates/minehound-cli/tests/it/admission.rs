@@ -147,7 +147,23 @@ fn admission_reviews_judge_pods_and_workloads_by_image_and_launch() {
         ..ImageSpec::default()
     }
     .build();
+    // A script that hides a program in /dev/shm: low, under the gate.
+    let warned = ImageSpec {
+        layers: vec![
+            base.clone(),
+            Layer::gzip(
+                "COPY start.sh /srv/",
+                vec![Entry::executable(
+                    "/srv/start.sh",
+                    b"#!/bin/sh\ncp /srv/agent /dev/shm/agent\nchmod +x /dev/shm/agent\nnohup /dev/shm/agent &\n".to_vec(),
+                )],
+            ),
+        ],
+        ..ImageSpec::default()
+    }
+    .build();
     for (repo, image) in [
+        ("team/warned", &warned),
         ("team/miner", &miner),
         ("team/app", &clean),
         ("team/fresh", &fresh),
@@ -272,6 +288,32 @@ fn admission_reviews_judge_pods_and_workloads_by_image_and_launch() {
     );
     assert!(!message.contains("carries a miner"), "{message}");
 
+    // Findings under the gate admit, with a warning that names them.
+    let warned_ref = format!("{}/team/warned:1", registry.host);
+    let mut answer = client.review("pod-image", &[("{{IMAGE}}", warned_ref.as_str())]);
+    if answer.text.contains("no verdict yet") {
+        wait_for_verdict(&client, &warned.manifest.digest);
+        answer = client.review("pod-image", &[("{{IMAGE}}", warned_ref.as_str())]);
+    }
+    let warnings: Vec<&str> = allowed(&answer)["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let warnings = warnings.join("\n");
+    assert_has(
+        &warnings,
+        &[
+            "container \"app\"",
+            "low MH-HIDING-PLACE /srv/start.sh",
+            &warned.manifest.digest,
+        ],
+    );
+    table.push(format!(
+        "pod-image (low finding): allowed, warnings {warnings}"
+    ));
+
     // An update is judged for what it changes: a scale-down passes.
     let answer = client.review("deployment-scale-down", &images);
     let response = allowed(&answer);
@@ -372,9 +414,10 @@ fn admission_reviews_judge_pods_and_workloads_by_image_and_launch() {
         &metrics,
         "minehound_admission_reviews_total{endpoint=\"admission\",decision=\"malformed\"} 3",
     );
+    // The miner and the image with a low finding.
     has_metric(
         &metrics,
-        "minehound_scans_total{origin=\"admission\",outcome=\"findings\"} 1",
+        "minehound_scans_total{origin=\"admission\",outcome=\"findings\"} 2",
     );
 
     // cert-manager rotates the certificate: the new one is served without a
