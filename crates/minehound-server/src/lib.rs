@@ -234,10 +234,9 @@ impl ServerBuilder {
             }
             None => None,
         };
-        // Images pods name are pulled with the Docker config's credentials
-        // for their registry only; --username was given for one registry.
-        let mut admission_registry = self.registry.clone();
-        admission_registry.credentials = None;
+        // Images pods name are resolved with the Docker config's
+        // credentials for their registry only (as they are pulled).
+        let resolver = minehound::DigestResolver::new(self.registry.clone());
         let store = store::Store::open(&self.state_dir).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -276,7 +275,7 @@ impl ServerBuilder {
                 refresh_after: self.refresh_after,
                 notification_registry: self.notification_registry,
                 admission: self.admission,
-                admission_registry,
+                resolver,
             }),
             tls,
         })
@@ -291,8 +290,9 @@ pub(crate) struct ServerState {
     refresh_after: Duration,
     notification_registry: Option<String>,
     admission: AdmissionSettings,
-    /// Registry options for the images admission reviews name.
-    admission_registry: RegistryOptions,
+    /// Tags of the images admission reviews name to digests, one client per
+    /// registry host.
+    resolver: minehound::DigestResolver,
 }
 
 /// A started service.

@@ -78,9 +78,9 @@ pub use minehound_detect::{
 /// source errors inside [`Error::Source`].
 pub use minehound_oci::Error as SourceError;
 pub use minehound_oci::{
-    Credentials, DistributionStorage, ImageName, ImageRef, ImageSource, Platform, PlatformChoice,
-    Pushed, RegistryOptions, SkippedManifest, StorageListing, StoredManifest, Target, digest_of,
-    resolve_digest,
+    Credentials, DigestResolver, DistributionStorage, ImageName, ImageRef, ImageSource, Platform,
+    PlatformChoice, Pushed, RegistryOptions, SkippedManifest, StorageListing, StoredManifest,
+    Target, digest_of,
 };
 pub use minehound_report::{
     Allowlist, AllowlistError, Finding, ImageExemption, Report, Severity, SkippedImage, Status,

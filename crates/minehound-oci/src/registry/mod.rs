@@ -5,6 +5,7 @@
 mod auth;
 mod blob;
 mod push;
+mod resolver;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -20,6 +21,7 @@ use oci_client::{Client, Reference};
 
 pub use auth::Credentials;
 pub use push::{Pushed, push_images};
+pub use resolver::DigestResolver;
 
 use crate::{BlobLocation, BlobStore, Error, Image, PlatformChoice, digest};
 
@@ -268,14 +270,6 @@ fn connect(
         });
     }
     Ok((store, root, plain_http, insecure))
-}
-
-/// The digest of the manifest or index `reference` names now, as the
-/// registry serves it (fetched and hashed, not taken from a header). Costs
-/// one manifest request.
-pub fn resolve_digest(reference: &str, options: &RegistryOptions) -> Result<String, Error> {
-    let (_, root, _, _) = connect(reference, options)?;
-    Ok(digest::digest_of(&root))
 }
 
 /// The images `reference` names, for `platform`, and a store to stream their
@@ -571,7 +565,8 @@ mod tests {
             ImageName::parse("quay.io/org/x:1").unwrap().pinned(&digest),
             format!("quay.io/org/x@{digest}")
         );
-        assert!(ImageName::parse("UPPER/case").is_err());
+        assert!(ImageName::parse("has space").is_err());
+        assert!(ImageName::parse("app@sha256:abc").is_err());
         assert!(ImageName::parse("").is_err());
     }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use minehound::{ImageName, RegistryOptions};
+use minehound::{DigestResolver, ImageName};
 use tokio::time::Instant;
 
 use crate::harbor::Artifact;
@@ -46,7 +46,7 @@ pub enum ImageOutcome {
 /// Judges `image` by `deadline`. With `dry_run`, nothing is queued.
 pub async fn judge(
     service: &Arc<Service>,
-    registry: &RegistryOptions,
+    resolver: &DigestResolver,
     image: &str,
     deadline: Instant,
     dry_run: bool,
@@ -61,7 +61,7 @@ pub async fn judge(
     };
     let digest = match &name.digest {
         Some(digest) => digest.clone(),
-        None => match resolve(registry, &name, deadline).await {
+        None => match resolve(resolver, &name, deadline).await {
             Ok(digest) => digest,
             Err(reason) => return unresolved(reason),
         },
@@ -125,26 +125,16 @@ pub async fn judge(
 
 /// The digest `name` has now in its registry, by `deadline`.
 async fn resolve(
-    registry: &RegistryOptions,
+    resolver: &DigestResolver,
     name: &ImageName,
     deadline: Instant,
 ) -> Result<String, String> {
-    let mut options = registry.clone();
-    // No retries with backoff: the budget is seconds, not minutes.
-    options.retries = 0;
-    options.timeout = options
-        .timeout
-        .min(deadline.saturating_duration_since(Instant::now()));
-    let reference = name.to_string();
-    let lookup =
-        tokio::task::spawn_blocking(move || minehound::resolve_digest(&reference, &options));
-    match tokio::time::timeout_at(deadline, lookup).await {
-        Ok(Ok(Ok(digest))) => Ok(digest),
-        Ok(Ok(Err(e))) => Err(format!(
+    match tokio::time::timeout_at(deadline, resolver.resolve(&name.to_string())).await {
+        Ok(Ok(digest)) => Ok(digest),
+        Ok(Err(e)) => Err(format!(
             "cannot resolve it to a digest: {}",
             crate::checks::error_chain(&e)
         )),
-        Ok(Err(e)) => Err(format!("cannot resolve it to a digest: {e}")),
         Err(_) => Err("its registry did not answer within the admission budget".into()),
     }
 }

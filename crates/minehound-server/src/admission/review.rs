@@ -204,7 +204,7 @@ async fn judge_containers(
     let service = &state.service;
     let lookups = images
         .keys()
-        .map(|image| image::judge(service, &state.admission_registry, image, deadline, dry_run));
+        .map(|image| image::judge(service, &state.resolver, image, deadline, dry_run));
     let launch = {
         let scanner = service.scanner.clone();
         let texts: Vec<(String, &'static str, String, bool)> = containers

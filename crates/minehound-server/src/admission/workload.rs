@@ -257,7 +257,8 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        let broken = json!({"spec": {"containers": [{"image": "no-name"}]}});
+        let broken =
+            json!({"spec": {"containers": [{"name": "c", "image": ["not", "a", "string"]}]}});
         assert!(containers(&broken).unwrap_err().contains("spec"));
     }
 
