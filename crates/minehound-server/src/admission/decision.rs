@@ -115,7 +115,7 @@ impl Decision {
                         "{who}: {image} carries a miner: {}{more}",
                         describe(first)
                     ));
-                } else if deny.is_empty() && verdict_fails_without_details(verdict, settings) {
+                } else if verdict_fails_without_details(verdict, settings) {
                     self.denials.push(format!(
                         "{who}: {image} is judged {} by its scan",
                         verdict.verdict

@@ -33,20 +33,16 @@ pub(crate) async fn admission_review(
 ) -> Response {
     let started = Instant::now();
     let deadline = started + budget(&state, query.as_deref());
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+    let review: AdmissionReview<DynamicObject> = match read_review(
+        &state,
+        "admission",
+        &body,
+        ("admission.k8s.io/v1", "AdmissionReview"),
+        |r: &AdmissionReview<DynamicObject>| (&r.types.api_version, &r.types.kind),
+    ) {
         Ok(review) => review,
-        Err(e) => return bad_request(&state, "admission", format!("not an AdmissionReview: {e}")),
+        Err(answer) => return *answer,
     };
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
-        return bad_request(
-            &state,
-            "admission",
-            format!(
-                "expected an admission.k8s.io/v1 AdmissionReview, got {} {}",
-                review.types.api_version, review.types.kind
-            ),
-        );
-    }
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
         Err(_) => {
@@ -130,6 +126,25 @@ fn parse_go_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit..];
     }
     Some(total)
+}
+
+/// A review body as `T`, of the one API version and kind the endpoint
+/// takes; else the 400 that refuses it.
+fn read_review<T: serde::de::DeserializeOwned>(
+    state: &ServerState,
+    endpoint: &'static str,
+    body: &[u8],
+    (api_version, kind): (&str, &str),
+    type_of: impl Fn(&T) -> (&String, &String),
+) -> Result<T, Box<Response>> {
+    let review: T = serde_json::from_slice(body)
+        .map_err(|e| Box::new(bad_request(state, endpoint, format!("not an {kind}: {e}"))))?;
+    let (got_version, got_kind) = type_of(&review);
+    if got_version != api_version || got_kind != kind {
+        let message = format!("expected an {api_version} {kind}, got {got_version} {got_kind}");
+        return Err(Box::new(bad_request(state, endpoint, message)));
+    }
+    Ok(review)
 }
 
 fn bad_request(state: &ServerState, endpoint: &'static str, message: String) -> Response {
@@ -327,20 +342,16 @@ pub(crate) async fn image_review(
 ) -> Response {
     let started = Instant::now();
     let deadline = started + budget(&state, query.as_deref());
-    let review: ImageReview = match serde_json::from_slice(&body) {
+    let review: ImageReview = match read_review(
+        &state,
+        "imagereview",
+        &body,
+        ("imagepolicy.k8s.io/v1alpha1", "ImageReview"),
+        |r: &ImageReview| (&r.api_version, &r.kind),
+    ) {
         Ok(review) => review,
-        Err(e) => return bad_request(&state, "imagereview", format!("not an ImageReview: {e}")),
+        Err(answer) => return *answer,
     };
-    if review.api_version != "imagepolicy.k8s.io/v1alpha1" || review.kind != "ImageReview" {
-        return bad_request(
-            &state,
-            "imagereview",
-            format!(
-                "expected an imagepolicy.k8s.io/v1alpha1 ImageReview, got {} {}",
-                review.api_version, review.kind
-            ),
-        );
-    }
     let namespace = review.spec.namespace;
     let decision = if state.admission.exempt_namespaces.contains(&namespace) {
         let mut decision = Decision::default();
