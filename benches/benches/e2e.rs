@@ -11,7 +11,10 @@
 //!   zlib-rs) into nothing, layers spread over all cores: no scan can beat it;
 //! - minehound cold (no cache) on one worker (`--jobs 1`: no read-ahead
 //!   thread either) and on all cores, and again with a warm layer cache;
-//! - minehound's peak RSS.
+//! - minehound's peak RSS;
+//! - with `MINEHOUND_BENCH_BINARIES=A:B`, whole `minehound scan` processes of
+//!   each binary named (the release and the dist build, say), best of three,
+//!   alternating, start-up included.
 //!
 //! `cargo bench -p minehound-bench --bench e2e`
 
@@ -157,6 +160,49 @@ fn main() {
         cold_rss / 1024,
         rss_before / 1024
     );
+
+    let binaries = std::env::var("MINEHOUND_BENCH_BINARIES").unwrap_or_default();
+    let binaries: Vec<&str> = binaries.split(':').filter(|b| !b.is_empty()).collect();
+    for (binary, best) in binaries.iter().zip(time_binaries(&binaries, &target)) {
+        // target/PROFILE/minehound: named by its profile.
+        let path = Path::new(binary);
+        let profile = path.parent().and_then(Path::file_name).unwrap_or_default();
+        let size = fs::metadata(path).map_or(0, |m| m.len());
+        row(
+            &format!("minehound scan, {} ({} MiB)", profile.display(), size >> 20),
+            best,
+        );
+    }
+}
+
+/// The best of three `BINARY scan TARGET` runs of each binary, taking turns so
+/// that a change in the machine's load falls on all of them alike.
+fn time_binaries(binaries: &[&str], target: &str) -> Vec<Duration> {
+    let mut best = vec![Duration::MAX; binaries.len()];
+    for _ in 0..3 {
+        for (binary, best) in binaries.iter().zip(&mut best) {
+            let t = Instant::now();
+            let status = Command::new(binary)
+                .args([
+                    "scan",
+                    "--no-config",
+                    "--no-cache",
+                    "--no-progress",
+                    "--quiet",
+                ])
+                .args(["--format", "json", "--output", "/dev/null", target])
+                .status()
+                .unwrap_or_else(|e| panic!("{binary}: {e}"));
+            let took = t.elapsed();
+            // 0 clean, 1 findings; 2 is a failed scan.
+            assert!(
+                matches!(status.code(), Some(0 | 1)),
+                "{binary} scan: {status}"
+            );
+            *best = (*best).min(took);
+        }
+    }
+    best
 }
 
 fn sh(script: &str) {

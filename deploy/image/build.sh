@@ -8,7 +8,8 @@
 #
 #   deploy/image/build.sh [BINARY [OUTDIR [REFERENCE]]]
 #
-#   BINARY     the minehound binary to ship (default target/release/minehound)
+#   BINARY     the minehound binary to ship (default target/dist/minehound:
+#              `cargo build --profile dist -p minehound-cli`, LTO, stripped)
 #   OUTDIR     where the OCI image layout is written (default out/image); it
 #              must be absent, empty, or an earlier layout (which is replaced)
 #   REFERENCE  if given, `minehound push oci:OUTDIR REFERENCE` scans the image
@@ -20,15 +21,16 @@
 #   MINEHOUND_IMAGE_DEBUG=keep
 #                      ship the binary's debug info; by default it is
 #                      stripped (objcopy --strip-debug: symbols stay, so
-#                      backtraces keep function names), which makes the
-#                      release binary about a fifth of its size and small
-#                      enough for minehound's own --max-file-size
+#                      backtraces keep function names), which makes a
+#                      release-profile binary about a fifth of its size and
+#                      small enough for minehound's own --max-file-size (the
+#                      dist binary has none to strip)
 #
 # Needs bash, coreutils, GNU tar, gzip, ldd and objcopy (binutils). Prints the
 # layout's path, the image digest and its size.
 set -euo pipefail
 
-binary="${1:-target/release/minehound}"
+binary="${1:-target/dist/minehound}"
 out="${2:-out/image}"
 reference="${3:-}"
 epoch="${SOURCE_DATE_EPOCH:-0}"
@@ -39,7 +41,7 @@ die() {
 }
 
 if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then
-    die "$binary: not an executable file (build it: cargo build --release)"
+    die "$binary: not an executable file (build it: cargo build --profile dist -p minehound-cli)"
 fi
 case "$epoch" in
     '' | *[!0-9]*) die "SOURCE_DATE_EPOCH must be seconds since 1970" ;;

@@ -3,16 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as Process;
 
 use serde_yaml_ng::Value as Yaml;
 
 use super::*;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// PATH with the freshly built `minehound` first.
 fn path_with_minehound() -> String {

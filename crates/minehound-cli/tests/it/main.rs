@@ -18,10 +18,32 @@ mod deploy;
 mod escape;
 mod gate;
 mod integrations;
+mod packaging;
 mod push;
 mod readme;
 mod serve;
 mod storage;
+
+/// The repository's root directory.
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `minehound SERVE-ARGS` parses: clap refuses an unknown flag or a bad
+/// value before --print-openapi prints and exits.
+fn assert_command_line_accepted(serve_args: &[String]) {
+    let output = minehound()
+        .args(serve_args)
+        .arg("--print-openapi")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("openapi:"));
+}
 
 /// The binary, with no layer cache unless a test asks for one: tests build
 /// images that reuse digests with different bytes on purpose.
