@@ -42,3 +42,16 @@ pub use hashes::{HashEntry, HashList};
 pub use hiding::{HIDDEN_PATH_RULE, hidden_path, hiding_place};
 pub use minehound_report::Severity;
 pub use signatures::{Confirm, RuleInfo, Signatures, SignaturesBuilder};
+
+/// The rules minehound's own detectors report, beside the YARA rules of a
+/// signature set: each is documented in `signatures/README.md` like them.
+pub const DETECTOR_RULES: [&str; 8] = [
+    KNOWN_HASH_RULE,
+    UPX_RULE,
+    UPX_TAMPERED_RULE,
+    PACKED_ENTROPY_RULE,
+    MALFORMED_RULE,
+    HIDDEN_PATH_RULE,
+    IMAGE_CONFIG_RULE,
+    LAUNCH_RULE,
+];

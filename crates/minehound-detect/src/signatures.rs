@@ -352,10 +352,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::{
-        HIDDEN_PATH_RULE, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, LAUNCH_RULE, MALFORMED_RULE,
-        PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE,
-    };
+    use crate::DETECTOR_RULES;
 
     const README: &str = include_str!("../../../signatures/README.md");
 
@@ -371,19 +368,7 @@ mod tests {
     fn rule_ids_are_unique_and_every_rule_is_documented() {
         let signatures = SignaturesBuilder::new().build().unwrap();
         let mut ids: Vec<String> = signatures.rules().iter().map(|r| r.id.clone()).collect();
-        ids.extend(
-            [
-                KNOWN_HASH_RULE,
-                UPX_RULE,
-                UPX_TAMPERED_RULE,
-                PACKED_ENTROPY_RULE,
-                MALFORMED_RULE,
-                HIDDEN_PATH_RULE,
-                IMAGE_CONFIG_RULE,
-                LAUNCH_RULE,
-            ]
-            .map(String::from),
-        );
+        ids.extend(DETECTOR_RULES.map(String::from));
         let mut seen = std::collections::HashSet::new();
         for id in &ids {
             assert!(seen.insert(id), "rule id {id} used twice");

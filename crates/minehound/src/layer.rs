@@ -77,6 +77,46 @@ impl LayerScan {
             .max()
     }
 
+    /// The layer's findings in the shape a [`Report`](crate::Report) holds
+    /// them: one [`Finding`](crate::Finding) per detection, so an upload
+    /// scan and an image scan are handled by the same code.
+    ///
+    /// (The `findings` field lists files with their detections; this method
+    /// flattens them.) A layer alone knows no image: each finding's
+    /// `layer` is index 0 with this layer's digest and no `created_by`,
+    /// its `status` is `present` and its `platform` empty. In an image scan
+    /// the same finding carries the layer's place in the image, and
+    /// `deleted` when a later layer removes the file.
+    ///
+    /// ```
+    /// use minehound::{ScannerBuilder, Severity, Status};
+    /// use minehound_testdata::{DEMO_DROPPER_PATH, demo_image};
+    ///
+    /// let image = demo_image().build();
+    /// let scanner = ScannerBuilder::new().jobs(1).build()?;
+    /// let scan = scanner.scan_layer(&image.layers[1].bytes[..], "application/octet-stream")?;
+    /// let findings = scan.findings();
+    /// let dropper = findings.iter().find(|f| f.path == DEMO_DROPPER_PATH).unwrap();
+    /// assert!(dropper.severity >= Severity::High);
+    /// assert_eq!(dropper.status, Status::Present);
+    /// assert_eq!(dropper.layer.digest.as_deref(), Some(scan.digest.as_str()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn findings(&self) -> Vec<minehound_report::Finding> {
+        let layer = minehound_report::LayerRef {
+            index: 0,
+            digest: (!self.digest.is_empty()).then(|| self.digest.clone()),
+            created_by: None,
+        };
+        self.findings
+            .iter()
+            .flat_map(|file| {
+                crate::merge::file_findings(file, &layer, minehound_report::Status::Present, None)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Adds another partial scan of the same layer or directory.
     pub(crate) fn absorb(&mut self, other: LayerScan) {
         self.compressed_bytes += other.compressed_bytes;
@@ -329,13 +369,6 @@ impl Visitor for FileChecker<'_, '_> {
 }
 
 /// An error and its causes on one line: `a: b: c`.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    crate::ErrorChain(err).to_string()
 }

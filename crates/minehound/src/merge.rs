@@ -6,7 +6,7 @@ use std::sync::Arc;
 use minehound_oci::Image;
 use minehound_report::{Finding, ImageSummary, LayerRef, LayerSummary, Report, Skipped, Status};
 
-use crate::layer::LayerScan;
+use crate::layer::{FileFinding, LayerScan};
 
 /// An image with the scan of each of its layers, bottom first.
 pub(crate) struct ScannedImage {
@@ -37,22 +37,12 @@ pub(crate) fn build_report(
                 } else {
                     Status::Present
                 };
-                for detection in &file.detections {
-                    report.findings.push(Finding {
-                        rule: detection.rule.clone(),
-                        detector: detection.detector.to_string(),
-                        severity: detection.severity,
-                        family: detection.family.clone(),
-                        path: file.path.clone(),
-                        status,
-                        layer: layer_ref.clone(),
-                        sha256: file.sha256.clone(),
-                        size: file.size,
-                        platform: platform.clone(),
-                        description: detection.description.clone(),
-                        suppression: None,
-                    });
-                }
+                report.findings.extend(file_findings(
+                    file,
+                    &layer_ref,
+                    status,
+                    platform.as_deref(),
+                ));
             }
             for skipped in &scan.skipped {
                 report.skipped.push(Skipped {
@@ -93,6 +83,31 @@ pub(crate) fn build_report(
     }
     report.finish();
     report
+}
+
+/// The report's findings for one file: one per detection. The one place
+/// a [`Finding`] is made from a layer's [`FileFinding`], for reports and for
+/// [`LayerScan::findings`] alike.
+pub(crate) fn file_findings<'a>(
+    file: &'a FileFinding,
+    layer: &'a LayerRef,
+    status: Status,
+    platform: Option<&'a str>,
+) -> impl Iterator<Item = Finding> + 'a {
+    file.detections.iter().map(move |detection| Finding {
+        rule: detection.rule.clone(),
+        detector: detection.detector.to_string(),
+        severity: detection.severity,
+        family: detection.family.clone(),
+        path: file.path.clone(),
+        status,
+        layer: layer.clone(),
+        sha256: file.sha256.clone(),
+        size: file.size,
+        platform: platform.map(str::to_string),
+        description: detection.description.clone(),
+        suppression: None,
+    })
 }
 
 /// Whether a layer above removes `path` (whiteout of it or a parent, an opaque

@@ -6,6 +6,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::error::{Cancelled, StoreReadError};
 use crate::layer::FileFinding;
 
 /// Receives events of a scan, from worker threads, while it runs. Every
@@ -120,9 +121,9 @@ impl<R: Read> Read for WatchedReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.watch.cancelled() {
             // Not `Interrupted`: readers retry that kind.
-            return Err(io::Error::other("scan cancelled"));
+            return Err(io::Error::other(Cancelled));
         }
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).map_err(StoreReadError::wrap)?;
         if let Some(progress) = self.watch.progress {
             progress.layer_advanced(self.layer, n as u64);
         }

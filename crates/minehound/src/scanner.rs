@@ -2,14 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use minehound_detect::{Detector, Signatures, SignaturesBuilder};
-use minehound_oci::{
-    BlobLocation, BlobStore, Image, Layer, Opened, PlatformChoice, Pushed, RegistryOptions, Target,
-};
+use minehound_detect::{Detector, Signatures};
+use minehound_oci::{BlobLocation, BlobStore, Image, Layer, Opened, Pushed, RegistryOptions};
 use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
@@ -18,186 +15,9 @@ use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{LayerScan, scan_layer_blob, scan_layer_blob_ahead};
 use crate::merge::{ScannedImage, build_report};
-use crate::progress::{CancelToken, Progress, Watch, WatchedReader};
-use crate::{Error, LayerError, fs_scan};
-
-/// Configures a [`Scanner`]. Every option has a default, so new options never
-/// break a caller.
-#[derive(Debug, Clone)]
-pub struct ScannerBuilder {
-    signatures: SignaturesBuilder,
-    limits: Limits,
-    jobs: Option<usize>,
-    cache: Option<Arc<LayerCache>>,
-}
-
-impl Default for ScannerBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ScannerBuilder {
-    /// Bundled signatures, default limits, one worker per core.
-    pub fn new() -> Self {
-        ScannerBuilder {
-            signatures: SignaturesBuilder::new(),
-            limits: Limits::default(),
-            jobs: None,
-            cache: None,
-        }
-    }
-
-    /// Keeps layer results in `cache` and reuses them: a layer scanned once
-    /// (by this or any process sharing the cache) is not read again.
-    pub fn cache(mut self, cache: LayerCache) -> Self {
-        self.cache = Some(Arc::new(cache));
-        self
-    }
-
-    /// Whether to use the bundled signature set (default: yes).
-    pub fn bundled_signatures(mut self, yes: bool) -> Self {
-        self.signatures = self.signatures.bundled(yes);
-        self
-    }
-
-    /// Adds a YARA rule file or a directory of them.
-    pub fn rules(mut self, path: impl Into<PathBuf>) -> Self {
-        self.signatures = self.signatures.rules(path);
-        self
-    }
-
-    /// Adds a SHA-256 hash list (TSV).
-    pub fn hashes(mut self, path: impl Into<PathBuf>) -> Self {
-        self.signatures = self.signatures.hashes(path);
-        self
-    }
-
-    /// Sets all limits at once.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Worker threads (default: the number of cores).
-    pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = Some(jobs.max(1));
-        self
-    }
-
-    /// Compiles the signatures and starts the worker pool.
-    pub fn build(self) -> Result<Scanner, Error> {
-        let signatures = self.signatures.build()?;
-        let jobs = self
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .thread_name(|i| format!("minehound-worker-{i}"))
-            .build()
-            .map_err(|source| Error::Workers { jobs, source })?;
-        let l = &self.limits;
-        // Everything besides the layer's bytes that a layer's result depends
-        // on: the engine (this very build, so a fix or a dependency update
-        // never serves an old verdict), the signatures, the limits.
-        let engine = match &self.cache {
-            Some(_) => build_id(),
-            None => String::new(),
-        };
-        let cache_settings = format!(
-            "minehound {} {engine}; signatures {}; limits {} {} {} {}",
-            env!("CARGO_PKG_VERSION"),
-            signatures.fingerprint(),
-            l.max_file_size,
-            l.max_layer_size,
-            l.max_entries,
-            l.max_depth
-        );
-        Ok(Scanner {
-            signatures: Arc::new(signatures),
-            limits: self.limits,
-            pool: Arc::new(pool),
-            cache: self.cache,
-            cache_settings,
-        })
-    }
-}
-
-/// What to scan, and who watches: built with [`ScanRequest::new`] and its
-/// setters.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct ScanRequest {
-    /// The target.
-    pub target: Target,
-    /// The target as the user wrote it, for the report.
-    pub target_name: String,
-    /// Which platforms of a multi-platform image.
-    pub platform: PlatformChoice,
-    /// How to reach registries (credentials, TLS, retries).
-    pub registry: RegistryOptions,
-    /// Who hears about layer progress, if anyone.
-    pub progress: Option<Arc<dyn Progress>>,
-    /// Stops the scan when cancelled.
-    pub cancel: Option<CancelToken>,
-}
-
-impl std::fmt::Debug for ScanRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScanRequest")
-            .field("target", &self.target)
-            .field("platform", &self.platform)
-            .field("registry", &self.registry)
-            .field("progress", &self.progress.is_some())
-            .field("cancel", &self.cancel)
-            .finish()
-    }
-}
-
-impl ScanRequest {
-    /// A request for `target` on the host's platform.
-    pub fn new(target: Target, target_name: impl Into<String>) -> Self {
-        ScanRequest {
-            target,
-            target_name: target_name.into(),
-            platform: PlatformChoice::Host,
-            registry: RegistryOptions::default(),
-            progress: None,
-            cancel: None,
-        }
-    }
-
-    /// Stops the scan when `cancel` is cancelled.
-    pub fn cancel(mut self, cancel: CancelToken) -> Self {
-        self.cancel = Some(cancel);
-        self
-    }
-
-    pub(crate) fn watch(&self) -> Watch<'_> {
-        Watch {
-            progress: self.progress.as_ref(),
-            cancel: self.cancel.as_ref(),
-        }
-    }
-
-    /// Reports layer progress to `progress`.
-    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
-        self.progress = Some(progress);
-        self
-    }
-
-    /// Sets how registries are reached.
-    pub fn registry(mut self, registry: RegistryOptions) -> Self {
-        self.registry = registry;
-        self
-    }
-
-    /// Chooses platforms.
-    pub fn platform(mut self, platform: PlatformChoice) -> Self {
-        self.platform = platform;
-        self
-    }
-}
+use crate::progress::{Watch, WatchedReader};
+use crate::task_pool::TaskPool;
+use crate::{Error, LayerError, ScanRequest, fs_scan};
 
 /// Scans images for miners. Cheap to clone and share across threads: the
 /// compiled signatures and the worker pool are shared.
@@ -205,9 +25,13 @@ impl ScanRequest {
 pub struct Scanner {
     pub(crate) signatures: Arc<Signatures>,
     pub(crate) limits: Limits,
+    /// Workers: layers and files in parallel.
     pub(crate) pool: Arc<rayon::ThreadPool>,
-    cache: Option<Arc<LayerCache>>,
-    cache_settings: String,
+    /// Task threads: blocking calls started from async code.
+    pub(crate) tasks: Arc<TaskPool>,
+    pub(crate) cache: Option<Arc<LayerCache>>,
+    /// What besides a layer's digest its cached result depends on.
+    pub(crate) cache_settings: String,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -216,6 +40,7 @@ impl std::fmt::Debug for Scanner {
             .field("signatures", &self.signatures)
             .field("limits", &self.limits)
             .field("jobs", &self.pool.current_num_threads())
+            .field("tasks", &self.tasks.limit())
             .field("cache", &self.cache)
             .finish()
     }
@@ -521,7 +346,7 @@ impl Scanner {
 
     /// Scans a layer blob; `ahead` asks for inflating it on a thread of its
     /// own, ahead of the checks, when more than one thread is allowed.
-    fn scan_blob(
+    pub(crate) fn scan_blob(
         &self,
         blob: impl Read + Send,
         detector: &mut Detector<'_>,
@@ -551,7 +376,7 @@ impl Scanner {
     /// A layer's cache key: by blob digest; from a registry also by diff id
     /// for layers without one. Local layers without a blob digest are not
     /// cached: checking them would cost a full decompression.
-    fn cache_key(&self, layer: &Layer, content_addressed: bool) -> Option<CacheKey> {
+    pub(crate) fn cache_key(&self, layer: &Layer, content_addressed: bool) -> Option<CacheKey> {
         self.cache.as_ref()?;
         let digest = match (&layer.digest, &layer.diff_id) {
             (Some(digest), _) => digest,
@@ -560,118 +385,6 @@ impl Scanner {
         };
         Some(CacheKey::new(&self.cache_settings, digest))
     }
-
-    /// Scans an archive that can only be read once, front to back.
-    fn scan_stream(
-        &self,
-        reader: Box<dyn Read + Send>,
-        name: &str,
-        wanted: Option<&minehound_oci::ImageRef>,
-        platform: &PlatformChoice,
-    ) -> Result<Vec<ScannedImage>, Error> {
-        let limits = &self.limits;
-        let (_, tar) = minehound_unpack::decompress(reader, u64::MAX).map_err(|source| {
-            Error::Source(minehound_oci::Error::Io {
-                path: name.into(),
-                source,
-            })
-        })?;
-        let mut streamed_scans: HashMap<String, Result<LayerScan, LayerError>> = HashMap::new();
-        let streamed = if self.pool.current_num_threads() > 1 {
-            self.read_stream_spooled(tar, name, &mut streamed_scans)?
-        } else {
-            let mut detector = Detector::new(&self.signatures);
-            minehound_oci::read_archive_stream(tar, name, &mut |path, blob| {
-                let result = scan_layer_blob(blob, &mut detector, limits);
-                streamed_scans.insert(path.to_string(), result);
-            })?
-        };
-        let mut detector = Detector::new(&self.signatures);
-        let images = minehound_oci::images_from_archive(&streamed.store, wanted, platform)?;
-        // Keyed by archive member: two locations may name one member (links).
-        let mut done: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>> = HashMap::new();
-        assemble(images, |layer| {
-            let member = streamed.resolve(&layer.location.member_path()?).to_string();
-            let key = BlobLocation::ArchivePath(member.clone());
-            if !done.contains_key(&key) {
-                let result = match streamed_scans.remove(&member) {
-                    Some(scan) => scan,
-                    None => streamed
-                        .store
-                        .open(&key)
-                        .map_err(LayerError::from)
-                        .and_then(|blob| self.scan_blob(blob, &mut detector, true)),
-                };
-                done.insert(key.clone(), result.map(Arc::new));
-            }
-            take_shared(&mut done, &key)
-        })
-    }
-
-    /// Reads an archive stream on this thread and copies each layer blob into
-    /// an unnamed temporary file that a worker scans while the stream goes on,
-    /// so the layers of a piped archive are scanned in parallel. The queue is
-    /// bounded: at most about twice the workers' count of compressed layers
-    /// sit on disk at once, and each is gone once scanned.
-    fn read_stream_spooled(
-        &self,
-        tar: impl Read,
-        name: &str,
-        scans: &mut HashMap<String, Result<LayerScan, LayerError>>,
-    ) -> Result<minehound_oci::StreamedArchive, Error> {
-        let jobs = self.pool.current_num_threads();
-        let (queue, queued) = std::sync::mpsc::sync_channel::<(String, std::fs::File)>(jobs);
-        let queued = std::sync::Mutex::new(queued);
-        let streamed = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..jobs)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut detector = Detector::new(&self.signatures);
-                        let mut done = Vec::new();
-                        loop {
-                            let next = match queued.lock() {
-                                Ok(queued) => queued.recv(),
-                                Err(_) => break,
-                            };
-                            let Ok((path, file)) = next else { break };
-                            let blob = std::io::BufReader::new(file);
-                            done.push((path, scan_layer_blob(blob, &mut detector, &self.limits)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            let streamed =
-                minehound_oci::read_archive_stream(
-                    tar,
-                    name,
-                    &mut |path, blob| match spool(blob) {
-                        Ok(file) => {
-                            let _ = queue.send((path.to_string(), file));
-                        }
-                        Err(source) => {
-                            scans.insert(path.to_string(), Err(LayerError::Spool(source)));
-                        }
-                    },
-                );
-            drop(queue);
-            for worker in workers {
-                scans.extend(worker.join().expect("layer workers do not panic"));
-            }
-            streamed
-        })?;
-        Ok(streamed)
-    }
-}
-
-/// Copies a blob into an unnamed temporary file (removed when closed) and
-/// rewinds it.
-fn spool(blob: &mut dyn Read) -> std::io::Result<std::fs::File> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = tempfile::tempfile()?;
-    std::io::copy(blob, &mut file)?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(file)
 }
 
 /// What [`Scanner::scan_layers`] found: a result per layer location.
@@ -688,16 +401,6 @@ fn layer_name(layer: &Layer) -> String {
     layer
         .display_digest()
         .map_or_else(|| format!("layer {}", layer.index), str::to_string)
-}
-
-/// SHA-256 of the running executable: changes with any change to the code
-/// or its dependencies. Empty if the executable cannot be read.
-fn build_id() -> String {
-    std::env::current_exe()
-        .and_then(std::fs::File::open)
-        .and_then(|exe| minehound_unpack::HashingReader::new(exe).finish())
-        .map(|(digest, _)| digest)
-        .unwrap_or_default()
 }
 
 /// Whether a layer's stored bytes still hash to its blob digest.
@@ -781,7 +484,10 @@ pub(crate) fn take_shared(
         .unwrap_or_else(|| Err(LayerError::Unreadable("layer was not scanned".into())));
     let copy = match &result {
         Ok(scan) => Ok(Arc::clone(scan)),
-        Err(err) => Err(LayerError::Unreadable(crate::layer::error_chain(err))),
+        Err(err) => Err(LayerError::Again {
+            kind: err.kind(),
+            message: crate::layer::error_chain(err),
+        }),
     };
     results.insert(location.clone(), copy);
     result

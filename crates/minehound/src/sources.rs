@@ -1,37 +1,21 @@
 //! Scans of what a registry holds: an image from an [`ImageSource`] by
 //! manifest digest, many manifests at once (each unique layer once), a
-//! whole Distribution storage tree, and one layer stream as it is uploaded.
+//! whole Distribution storage tree.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
-use minehound_detect::Detector;
 use minehound_oci::{
     BlobLocation, DistributionStorage, ImageSource, PlatformChoice, SourceStore, StoredManifest,
     images_from_source,
 };
 use minehound_report::{Report, SkippedImage, StorageReport, StoredImage};
 
-use crate::layer::{LayerScan, error_chain, scan_layer_blob};
+use crate::layer::{LayerScan, error_chain};
 use crate::progress::{CancelToken, Progress, Watch};
 use crate::scanner::{assemble, take_shared};
 use crate::{Error, LayerError, Scanner};
-
-/// Media types of layers minehound reads: OCI layers (plain, gzip, zstd,
-/// non-distributable) and Docker's.
-const LAYER_MEDIA_TYPES: &[&str] = &[
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-];
 
 /// How to scan images of an [`ImageSource`] or a storage tree, and who
 /// watches.
@@ -98,7 +82,7 @@ impl SourceRequest {
         self
     }
 
-    fn watch(&self) -> Watch<'_> {
+    pub(crate) fn watch(&self) -> Watch<'_> {
         Watch {
             progress: self.progress.as_ref(),
             cancel: self.cancel.as_ref(),
@@ -127,45 +111,6 @@ impl Scanner {
         let mut report = self.build_report(&request.name, scanned);
         report.stats.layers_cached = cached;
         Ok(report)
-    }
-
-    /// Scans one layer stream of media type `media_type` (gzip, zstd or
-    /// plain tar), such as a blob being uploaded before any manifest names
-    /// it. The result carries the stream's digest and diff id, for the
-    /// caller to compare with what it expects. Runs on the calling thread.
-    ///
-    /// ```
-    /// use minehound::{ScannerBuilder, Severity};
-    ///
-    /// // A layer holding a script that starts a miner.
-    /// let script = b"#!/bin/sh\nxmrig -o stratum+tcp://pool.example.com:3333 --donate-level 1 -u WALLET\n";
-    /// let mut tar = tar::Builder::new(Vec::new());
-    /// let mut header = tar::Header::new_gnu();
-    /// header.set_size(script.len() as u64);
-    /// header.set_mode(0o755);
-    /// header.set_cksum();
-    /// tar.append_data(&mut header, "usr/local/bin/start.sh", &script[..])?;
-    /// let layer = tar.into_inner()?;
-    ///
-    /// let scanner = ScannerBuilder::new().jobs(1).build()?;
-    /// let scan = scanner.scan_layer(&layer[..], "application/vnd.oci.image.layer.v1.tar")?;
-    /// assert_eq!(scan.files, 1);
-    /// assert!(scan.highest_severity() >= Some(Severity::High));
-    /// assert_eq!(scan.findings[0].path, "/usr/local/bin/start.sh");
-    ///
-    /// // Anything but a layer is refused.
-    /// assert!(scanner.scan_layer(&b"{}"[..], "application/vnd.oci.image.config.v1+json").is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn scan_layer(&self, layer: impl Read, media_type: &str) -> Result<LayerScan, Error> {
-        if !LAYER_MEDIA_TYPES.contains(&media_type) {
-            return Err(Error::MediaType(media_type.to_string()));
-        }
-        let mut detector = Detector::new(&self.signatures);
-        scan_layer_blob(layer, &mut detector, &self.limits).map_err(|source| Error::LayerStream {
-            media_type: media_type.to_string(),
-            source,
-        })
     }
 
     /// Scans a whole CNCF Distribution storage tree: every repository, every

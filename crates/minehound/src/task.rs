@@ -1,6 +1,9 @@
-//! Scans from async code: the blocking work runs on a thread of its own and
-//! the caller awaits a future, so no async runtime's threads are blocked. The
-//! future needs no particular runtime.
+//! Scans from async code: the blocking work runs on the scanner's own task
+//! threads (a bounded pool, see [`ScannerBuilder::tasks`]) and the caller
+//! awaits a future, so no async runtime's threads are blocked. The future
+//! needs no particular runtime.
+//!
+//! [`ScannerBuilder::tasks`]: crate::ScannerBuilder::tasks
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -10,8 +13,9 @@ use std::task::{Context, Poll, Waker};
 
 use crate::{CancelToken, Error, Report, ScanRequest, Scanner};
 
-/// A scan running on its own thread; await it for the result. Dropping it
-/// before it completes cancels the scan.
+/// A scan running on the scanner's task threads; await it for the result.
+/// Dropping it before it completes cancels the scan: one still queued never
+/// starts, one running stops at its next block.
 #[must_use = "a task is cancelled when dropped"]
 pub struct ScanTask<T> {
     slot: Arc<Mutex<Slot<T>>>,
@@ -22,6 +26,8 @@ struct Slot<T> {
     result: Option<std::thread::Result<T>>,
     /// Whether the work has ended (its result may be taken already).
     ended: bool,
+    /// Whether the task was dropped before its work ended.
+    abandoned: bool,
     waker: Option<Waker>,
 }
 
@@ -59,15 +65,16 @@ impl<T> Future for ScanTask<T> {
 
 impl<T> Drop for ScanTask<T> {
     fn drop(&mut self) {
-        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if !slot.ended {
+            slot.abandoned = true;
             self.cancel.cancel();
         }
     }
 }
 
 impl Scanner {
-    /// Scans `request` on a thread of its own and returns a future of the
+    /// Scans `request` on the scanner's task threads and returns a future of the
     /// report, for async code. The request's [`CancelToken`] (one is made
     /// if it has none) stops the scan, and so does dropping the future.
     ///
@@ -100,10 +107,15 @@ impl Scanner {
     }
 
     /// Runs any blocking call on this scanner (a [`scan_source`],
-    /// [`scan_storage`], [`scan_layer`]) on a thread of its own and returns
-    /// a future of its result. `cancel` is cancelled when the future is
-    /// dropped before it completes; hand the same token to the call.
+    /// [`scan_storage`], [`scan_layer`]) on the scanner's task threads and
+    /// returns a future of its result. `cancel` is cancelled when the future
+    /// is dropped before it completes; hand the same token to the call.
     ///
+    /// At most [`ScannerBuilder::tasks`] calls run at once; the others wait
+    /// in a queue, and one whose future is dropped while it waits never
+    /// runs.
+    ///
+    /// [`ScannerBuilder::tasks`]: crate::ScannerBuilder::tasks
     /// [`scan_source`]: Scanner::scan_source
     /// [`scan_storage`]: Scanner::scan_storage
     /// [`scan_layer`]: Scanner::scan_layer
@@ -115,38 +127,34 @@ impl Scanner {
         let slot = Arc::new(Mutex::new(Slot {
             result: None,
             ended: false,
+            abandoned: false,
             waker: None,
         }));
         let scanner = self.clone();
         let done = Arc::clone(&slot);
         let job = move || {
-            let result = catch_unwind(AssertUnwindSafe(|| work(&scanner)));
+            let abandoned = done.lock().unwrap_or_else(|e| e.into_inner()).abandoned;
+            // Nobody awaits the result of a task dropped while queued.
+            let result = if abandoned {
+                None
+            } else {
+                Some(catch_unwind(AssertUnwindSafe(|| work(&scanner))))
+            };
             let mut slot = done.lock().unwrap_or_else(|e| e.into_inner());
-            slot.result = Some(result);
+            slot.result = result;
             slot.ended = true;
             if let Some(waker) = slot.waker.take() {
                 waker.wake();
             }
         };
-        // The job stays reachable here: if no thread can be had, the
-        // worker pool runs it instead.
-        let job = Arc::new(Mutex::new(Some(job)));
-        let for_thread = Arc::clone(&job);
-        let spawned = std::thread::Builder::new()
-            .name("minehound-scan".into())
-            .spawn(move || run_once(&for_thread));
-        if spawned.is_err() {
-            self.pool.spawn(move || run_once(&job));
+        // If no task thread can be had at all, the worker pool runs what
+        // waits (this job and any other left queued).
+        if let Err(jobs) = self.tasks.spawn(Box::new(job)) {
+            for job in jobs {
+                self.pool.spawn(job);
+            }
         }
         ScanTask { slot, cancel }
-    }
-}
-
-/// Runs the job if no one has yet.
-fn run_once<F: FnOnce()>(job: &Mutex<Option<F>>) {
-    let job = job.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(job) = job {
-        job();
     }
 }
 

@@ -1,0 +1,135 @@
+//! [`ScannerBuilder`]: every option of a [`Scanner`], with defaults.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minehound_detect::SignaturesBuilder;
+use minehound_unpack::Limits;
+
+use crate::cache::LayerCache;
+use crate::task_pool::TaskPool;
+use crate::{Error, Scanner};
+
+/// Configures a [`Scanner`]. Every option has a default, so new options never
+/// break a caller.
+#[derive(Debug, Clone)]
+pub struct ScannerBuilder {
+    signatures: SignaturesBuilder,
+    limits: Limits,
+    jobs: Option<usize>,
+    tasks: Option<usize>,
+    cache: Option<Arc<LayerCache>>,
+}
+
+impl Default for ScannerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScannerBuilder {
+    /// Bundled signatures, default limits, one worker per core.
+    pub fn new() -> Self {
+        ScannerBuilder {
+            signatures: SignaturesBuilder::new(),
+            limits: Limits::default(),
+            jobs: None,
+            tasks: None,
+            cache: None,
+        }
+    }
+
+    /// Keeps layer results in `cache` and reuses them: a layer scanned once
+    /// (by this or any process sharing the cache) is not read again.
+    pub fn cache(mut self, cache: LayerCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// Whether to use the bundled signature set (default: yes).
+    pub fn bundled_signatures(mut self, yes: bool) -> Self {
+        self.signatures = self.signatures.bundled(yes);
+        self
+    }
+
+    /// Adds a YARA rule file or a directory of them.
+    pub fn rules(mut self, path: impl Into<PathBuf>) -> Self {
+        self.signatures = self.signatures.rules(path);
+        self
+    }
+
+    /// Adds a SHA-256 hash list (TSV).
+    pub fn hashes(mut self, path: impl Into<PathBuf>) -> Self {
+        self.signatures = self.signatures.hashes(path);
+        self
+    }
+
+    /// Sets all limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Worker threads (default: the number of cores).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = Some(jobs.max(1));
+        self
+    }
+
+    /// Task threads (default: as many as workers): how many calls started
+    /// from async code ([`Scanner::spawn_task`], [`Scanner::scan_async`],
+    /// [`Scanner::scan_layer_async`], [`Scanner::scan_layer_stream`],
+    /// [`Scanner::scan_async_source`]) run at once. The others wait in one
+    /// queue, first come first served; none starts a thread of its own.
+    ///
+    /// An image scan holds its task thread for its whole run (it runs its
+    /// layers on the workers, and waits for them and, from an async store,
+    /// for every read its future serves), while a layer upload scans on its
+    /// task thread. So set this above the number of image scans that may
+    /// run at once: while they hold every task thread, upload scans queue
+    /// behind them and wait for one to end. [`Scanner::scan_async_source`]
+    /// and [`Scanner::scan_layer_stream`] are queued when their future is
+    /// first polled, and go on only while it is polled.
+    pub fn tasks(mut self, tasks: usize) -> Self {
+        self.tasks = Some(tasks.max(1));
+        self
+    }
+
+    /// Compiles the signatures and starts the worker pool.
+    pub fn build(self) -> Result<Scanner, Error> {
+        let signatures = self.signatures.build()?;
+        let jobs = self
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .thread_name(|i| format!("minehound-worker-{i}"))
+            .build()
+            .map_err(|source| Error::Workers { jobs, source })?;
+        let l = &self.limits;
+        // Everything besides the layer's bytes that a layer's result depends
+        // on: the engine (this very build, so a fix or a dependency update
+        // never serves an old verdict), the signatures, the limits.
+        let engine = match &self.cache {
+            Some(_) => crate::version::build_id(),
+            None => "",
+        };
+        let cache_settings = format!(
+            "minehound {} {engine}; signatures {}; limits {} {} {} {}",
+            env!("CARGO_PKG_VERSION"),
+            signatures.fingerprint(),
+            l.max_file_size,
+            l.max_layer_size,
+            l.max_entries,
+            l.max_depth
+        );
+        Ok(Scanner {
+            signatures: Arc::new(signatures),
+            limits: self.limits,
+            pool: Arc::new(pool),
+            tasks: TaskPool::new(self.tasks.unwrap_or(jobs)),
+            cache: self.cache,
+            cache_settings,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! Archives that can only be read once, front to back (stdin, a compressed
+//! docker-archive): layers scanned as the stream passes, on the workers.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use minehound_detect::Detector;
+use minehound_oci::{BlobLocation, BlobStore, PlatformChoice};
+
+use crate::layer::{LayerScan, scan_layer_blob};
+use crate::merge::ScannedImage;
+use crate::scanner::{assemble, take_shared};
+use crate::{Error, LayerError, Scanner};
+
+impl Scanner {
+    /// Scans an archive that can only be read once, front to back.
+    pub(crate) fn scan_stream(
+        &self,
+        reader: Box<dyn Read + Send>,
+        name: &str,
+        wanted: Option<&minehound_oci::ImageRef>,
+        platform: &PlatformChoice,
+    ) -> Result<Vec<ScannedImage>, Error> {
+        let limits = &self.limits;
+        let (_, tar) = minehound_unpack::decompress(reader, u64::MAX).map_err(|source| {
+            Error::Source(minehound_oci::Error::Io {
+                path: name.into(),
+                source,
+            })
+        })?;
+        let mut streamed_scans: HashMap<String, Result<LayerScan, LayerError>> = HashMap::new();
+        let streamed = if self.pool.current_num_threads() > 1 {
+            self.read_stream_spooled(tar, name, &mut streamed_scans)?
+        } else {
+            let mut detector = Detector::new(&self.signatures);
+            minehound_oci::read_archive_stream(tar, name, &mut |path, blob| {
+                let result = scan_layer_blob(blob, &mut detector, limits);
+                streamed_scans.insert(path.to_string(), result);
+            })?
+        };
+        let mut detector = Detector::new(&self.signatures);
+        let images = minehound_oci::images_from_archive(&streamed.store, wanted, platform)?;
+        // Keyed by archive member: two locations may name one member (links).
+        let mut done: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>> = HashMap::new();
+        assemble(images, |layer| {
+            let member = streamed.resolve(&layer.location.member_path()?).to_string();
+            let key = BlobLocation::ArchivePath(member.clone());
+            if !done.contains_key(&key) {
+                let result = match streamed_scans.remove(&member) {
+                    Some(scan) => scan,
+                    None => streamed
+                        .store
+                        .open(&key)
+                        .map_err(LayerError::from)
+                        .and_then(|blob| self.scan_blob(blob, &mut detector, true)),
+                };
+                done.insert(key.clone(), result.map(Arc::new));
+            }
+            take_shared(&mut done, &key)
+        })
+    }
+
+    /// Reads an archive stream on this thread and copies each layer blob into
+    /// an unnamed temporary file that a worker scans while the stream goes on,
+    /// so the layers of a piped archive are scanned in parallel. The queue is
+    /// bounded: at most about twice the workers' count of compressed layers
+    /// sit on disk at once, and each is gone once scanned.
+    fn read_stream_spooled(
+        &self,
+        tar: impl Read,
+        name: &str,
+        scans: &mut HashMap<String, Result<LayerScan, LayerError>>,
+    ) -> Result<minehound_oci::StreamedArchive, Error> {
+        let jobs = self.pool.current_num_threads();
+        let (queue, queued) = std::sync::mpsc::sync_channel::<(String, std::fs::File)>(jobs);
+        let queued = std::sync::Mutex::new(queued);
+        let streamed = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..jobs)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut detector = Detector::new(&self.signatures);
+                        let mut done = Vec::new();
+                        loop {
+                            let next = match queued.lock() {
+                                Ok(queued) => queued.recv(),
+                                Err(_) => break,
+                            };
+                            let Ok((path, file)) = next else { break };
+                            let blob = std::io::BufReader::new(file);
+                            done.push((path, scan_layer_blob(blob, &mut detector, &self.limits)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            let streamed =
+                minehound_oci::read_archive_stream(
+                    tar,
+                    name,
+                    &mut |path, blob| match spool(blob) {
+                        Ok(file) => {
+                            let _ = queue.send((path.to_string(), file));
+                        }
+                        Err(source) => {
+                            scans.insert(path.to_string(), Err(LayerError::Spool(source)));
+                        }
+                    },
+                );
+            drop(queue);
+            for worker in workers {
+                scans.extend(worker.join().expect("layer workers do not panic"));
+            }
+            streamed
+        })?;
+        Ok(streamed)
+    }
+}
+
+/// Copies a blob into an unnamed temporary file (removed when closed) and
+/// rewinds it.
+fn spool(blob: &mut dyn Read) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = tempfile::tempfile()?;
+    std::io::copy(blob, &mut file)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
+}
