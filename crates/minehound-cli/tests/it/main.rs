@@ -23,6 +23,7 @@ mod push;
 mod readme;
 mod serve;
 mod storage;
+mod thirdparty;
 
 /// The repository's root directory.
 fn repo_root() -> std::path::PathBuf {
