@@ -66,6 +66,8 @@ case "$version" in
     *) fail "--version says ${version@Q}; the package is $package_version" ;;
 esac
 file /usr/bin/minehound 2>/dev/null | grep -q 'not stripped' && fail "the installed binary is not stripped"
+# The tests' fault switch (the fault-injection feature) is never shipped.
+grep -qa 'MINEHOUND-FAULT:' /usr/bin/minehound && fail "the packaged binary carries the test-only fault switch"
 
 step "a scan of the demo image through the installed binary"
 status=0

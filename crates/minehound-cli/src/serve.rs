@@ -62,6 +62,7 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             .refresh_after(args.refresh_after)
             .notification_registry(args.notification_registry)
             .keep(args.keep)
+            .job_timeout(args.job_timeout)
             .admission(admission);
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             builder = builder.tls(cert, key);
@@ -123,6 +124,21 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    // A contained panic (a hostile file) is one log line. Never a backtrace,
+    // even under RUST_BACKTRACE: symbolizing one loads the binary's debug
+    // information, hundreds of MiB kept for the life of the process, which
+    // any image pushed with a crafted file could make the service pay.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            panic = minehound::panic_message(info.payload()),
+            location,
+            "internal error; contained: the file or job it struck fails, the service goes on"
+        );
+    }));
 }
 
 /// The API token from the file, else from `MINEHOUND_API_TOKEN`.

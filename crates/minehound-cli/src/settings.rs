@@ -116,6 +116,12 @@ impl ScanSettings {
         if let Some(jobs) = args.jobs {
             builder = builder.jobs(jobs);
         }
+        if let Some(timeout) = args.file_timeout {
+            builder = builder.file_timeout(timeout);
+        }
+        if let Some(bytes) = args.memory_budget {
+            builder = builder.memory_budget(bytes);
+        }
         let quiet = args.quiet.unwrap_or(false);
         if !args.no_cache.unwrap_or(false) {
             // A cache that cannot be opened costs speed, not the verdict.

@@ -68,23 +68,81 @@ pub const IMAGE_CONFIG_RULE: &str = "MH-IMAGE-CONFIG-MINER";
 /// image config, reported under this id at `high` or above.
 pub const LAUNCH_RULE: &str = "MH-LAUNCH-MINER";
 
+/// How long the rules may run on one file unless told otherwise.
+pub const DEFAULT_FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs every detector on one file at a time. Cheap to make; one per worker
 /// thread, since a yara-x scanner is not `Send`.
 pub struct Detector<'s> {
     signatures: &'s Signatures,
     scanner: yara_x::Scanner<'s>,
+    timeout: Duration,
+    stage: Stage,
+}
+
+/// The part of a detector at work on a file: what an internal error names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Not checking a file.
+    Idle,
+    /// Hashing the file and looking it up in the hash lists.
+    HashList,
+    /// Parsing an ELF file (goblin) and its heuristics.
+    ElfParser,
+    /// The YARA rules (yara-x).
+    RulesEngine,
+    /// The checks the rules' matches go through in code.
+    MatchCheck,
+}
+
+impl Stage {
+    /// The component's name, as reports give it.
+    pub fn component(self) -> &'static str {
+        match self {
+            Stage::Idle => "detector",
+            Stage::HashList => "hash list lookup",
+            Stage::ElfParser => "ELF parser",
+            Stage::RulesEngine => "rules engine",
+            Stage::MatchCheck => "match checks",
+        }
+    }
 }
 
 impl<'s> Detector<'s> {
-    /// A detector over shared, compiled signatures.
+    /// A detector over shared, compiled signatures, whose rules may run
+    /// [`DEFAULT_FILE_TIMEOUT`] on one file.
     pub fn new(signatures: &'s Signatures) -> Self {
-        let mut scanner = yara_x::Scanner::new(&signatures.rules);
-        // A crafted file must not hold a worker forever.
-        scanner.set_timeout(Duration::from_secs(60));
+        Self::with_timeout(signatures, DEFAULT_FILE_TIMEOUT)
+    }
+
+    /// A detector whose rules give up on a file after `timeout`: a crafted
+    /// file must not hold a worker for long. The check then fails with an
+    /// error for which [`Error::is_timeout`] holds.
+    pub fn with_timeout(signatures: &'s Signatures, timeout: Duration) -> Self {
         Detector {
             signatures,
-            scanner,
+            scanner: rules_scanner(signatures, timeout),
+            timeout,
+            stage: Stage::Idle,
         }
+    }
+
+    /// How long the rules may run on one file.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Where the last check was when it returned or unwound: after a panic,
+    /// the component that panicked.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// Starts afresh after a check unwound (a panic caught by the caller):
+    /// the rules engine's state is not trusted past a panic inside it.
+    pub fn reset(&mut self) {
+        self.scanner = rules_scanner(self.signatures, self.timeout);
+        self.stage = Stage::Idle;
     }
 
     /// Checks one whole candidate file.
@@ -105,6 +163,8 @@ impl<'s> Detector<'s> {
     ) -> Result<CheckedFile, Error> {
         let mut out = Vec::new();
         let hashes = &self.signatures.hashes;
+        self.stage = Stage::HashList;
+        crate::fault::inject(self.stage.component(), data);
         let digest = (whole && hashes.may_hold_size(data.len() as u64)).then(|| sha256(data));
         if let Some(entry) = digest.as_ref().and_then(|d| hashes.get(d)) {
             out.push(Detection {
@@ -119,9 +179,14 @@ impl<'s> Detector<'s> {
             });
         }
         if kind == FileKind::Elf && whole {
+            self.stage = Stage::ElfParser;
+            crate::fault::inject(self.stage.component(), data);
             out.extend(elf::inspect(data));
         }
+        self.stage = Stage::RulesEngine;
+        crate::fault::inject(self.stage.component(), data);
         let results = self.scanner.scan(data).map_err(Error::Scan)?;
+        self.stage = Stage::MatchCheck;
         for rule in results.matching_rules() {
             let detection = match self.signatures.info(rule.namespace(), rule.identifier()) {
                 Some(info) => {
@@ -151,11 +216,19 @@ impl<'s> Detector<'s> {
             };
             out.push(detection);
         }
+        self.stage = Stage::Idle;
         Ok(CheckedFile {
             detections: out,
             sha256: digest,
         })
     }
+}
+
+/// A yara-x scanner over `signatures` with a time limit per scan.
+fn rules_scanner<'s>(signatures: &'s Signatures, timeout: Duration) -> yara_x::Scanner<'s> {
+    let mut scanner = yara_x::Scanner::new(&signatures.rules);
+    scanner.set_timeout(timeout);
+    scanner
 }
 
 /// What [`Detector::check_file`] found in one file.

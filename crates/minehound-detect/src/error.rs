@@ -41,3 +41,10 @@ pub enum Error {
     #[error("YARA scan failed")]
     Scan(#[source] yara_x::ScanError),
 }
+
+impl Error {
+    /// Whether the rules ran past their time limit on the file.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Scan(yara_x::ScanError::Timeout))
+    }
+}

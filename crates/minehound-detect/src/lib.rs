@@ -26,6 +26,7 @@ mod classify;
 mod detector;
 mod elf;
 mod error;
+pub mod fault;
 mod hashes;
 mod hiding;
 pub mod monero;
@@ -33,8 +34,9 @@ mod signatures;
 
 pub use classify::{FileKind, SNIFF_LEN, classify};
 pub use detector::{
-    CheckedFile, DETECTORS, Detection, Detector, EXCERPT_LEN, IMAGE_CONFIG_RULE, KNOWN_HASH_RULE,
-    LAUNCH_RULE, RuleMatch, StringMatch, sha256, sha256_hex,
+    CheckedFile, DEFAULT_FILE_TIMEOUT, DETECTORS, Detection, Detector, EXCERPT_LEN,
+    IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, LAUNCH_RULE, RuleMatch, Stage, StringMatch, sha256,
+    sha256_hex,
 };
 pub use elf::{MALFORMED_RULE, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE};
 pub use error::Error;

@@ -196,6 +196,15 @@ pub struct Skipped {
     pub size: u64,
     /// Why it was not fully scanned.
     pub reason: String,
+    /// Set when the scanner itself failed on the file (an internal error, or
+    /// the rules ran past their time limit), not a limit the settings chose:
+    /// the file has no verdict, so the report is incomplete.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub failed: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Counts over the whole scan. `files == files_scanned + files_skipped`.
@@ -214,6 +223,10 @@ pub struct Stats {
     pub files_scanned: u64,
     /// Files listed in `skipped`.
     pub files_skipped: u64,
+    /// Of those, files the scanner failed on (`failed` set): when not 0, the
+    /// report is incomplete and no gate should pass it.
+    #[serde(default)]
+    pub files_failed: u64,
     /// ELF files among the scanned files.
     pub elf_files: u64,
     /// Nested archives opened.
@@ -294,6 +307,13 @@ impl Report {
         self.active_findings().map(|f| f.severity).max()
     }
 
+    /// Whether the scanner failed on any file (see [`Skipped::failed`]): the
+    /// findings are then not the whole truth about the image, and a gate
+    /// must not call it clean.
+    pub fn incomplete(&self) -> bool {
+        self.skipped.iter().any(|s| s.failed)
+    }
+
     /// Whether any unsuppressed finding is at or above `threshold`: the gate's verdict.
     pub fn fails(&self, threshold: Severity) -> bool {
         self.active_findings().any(|f| f.severity >= threshold)
@@ -322,5 +342,6 @@ impl Report {
         }
         self.stats.findings = counts;
         self.stats.files_skipped = self.skipped.len() as u64;
+        self.stats.files_failed = self.skipped.iter().filter(|s| s.failed).count() as u64;
     }
 }

@@ -102,14 +102,24 @@ pub fn table(report: &Report) -> String {
         }
     }
 
+    if report.incomplete() {
+        out.push_str(&format!(
+            "\nINCOMPLETE: the scanner failed on {} file(s); they have no verdict.\n",
+            report.skipped.iter().filter(|s| s.failed).count()
+        ));
+    }
     if !report.skipped.is_empty() {
         out.push_str(&format!(
             "\nNot fully scanned ({}):\n",
             report.skipped.len()
         ));
-        for s in report.skipped.iter().take(20) {
+        // Files the scanner failed on first: they matter most.
+        let mut listed: Vec<_> = report.skipped.iter().collect();
+        listed.sort_by_key(|s| !s.failed);
+        for s in listed.into_iter().take(20) {
+            let mark = if s.failed { "FAILED " } else { "" };
             out.push_str(&format!(
-                "  layer #{} {}: {}\n",
+                "  {mark}layer #{} {}: {}\n",
                 s.layer.index, s.path, s.reason
             ));
         }

@@ -65,6 +65,9 @@ pub use job::{FindingBrief, ImageRecord, Job, JobState, Origin, Verdict};
 /// The OpenAPI description of the service's API (YAML).
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 
+/// How long one job may take unless told otherwise: ten minutes.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The OpenAPI description as JSON.
 pub fn openapi_json() -> serde_json::Value {
     // The file is part of the build and checked by a test: it parses.
@@ -96,6 +99,7 @@ pub struct ServerBuilder {
     refresh_after: Duration,
     notification_registry: Option<String>,
     keep: Duration,
+    job_timeout: Duration,
     admission: AdmissionSettings,
     tls: Option<(PathBuf, PathBuf)>,
 }
@@ -132,6 +136,7 @@ impl ServerBuilder {
             refresh_after: Duration::from_secs(5),
             notification_registry: None,
             keep: Duration::from_secs(7 * 24 * 3600),
+            job_timeout: DEFAULT_JOB_TIMEOUT,
             admission: AdmissionSettings::default(),
             tls: None,
         }
@@ -222,6 +227,15 @@ impl ServerBuilder {
         self
     }
 
+    /// The longest one job may take (default [`DEFAULT_JOB_TIMEOUT`]): past
+    /// it the scan is cancelled and the job ends failed with that reason,
+    /// so a stalled scan never holds a verdict (or an admission review
+    /// waiting on it) back.
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.job_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// Opens the state directory, re-queues jobs a restart interrupted and
     /// starts the workers. Needs a tokio runtime.
     pub fn start(self) -> std::io::Result<Server> {
@@ -252,6 +266,7 @@ impl ServerBuilder {
             allowlist: self.allowlist,
             fail_on: self.fail_on,
             pinned_notification_registry: self.notification_registry.is_some(),
+            job_timeout: self.job_timeout,
         };
         let service =
             service::Service::start(self.scanner, settings, store, self.workers, self.queue_size)?;

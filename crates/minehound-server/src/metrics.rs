@@ -21,6 +21,38 @@ struct ScanLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    cause: &'static str,
+}
+
+/// A failure of the scanner itself, not of the image: what
+/// `minehound_scanner_failures` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanFailure {
+    /// Files the scanner failed on (an internal error or the rules' time
+    /// limit), listed in an incomplete report.
+    Files,
+    /// A job whose scan panicked outside any one file.
+    Panic,
+    /// A job stopped at its deadline.
+    Deadline,
+    /// A job whose scan failed in the engine (a layer reader's internal
+    /// error, no threads or temporary files).
+    Engine,
+}
+
+impl ScanFailure {
+    fn cause(self) -> &'static str {
+        match self {
+            ScanFailure::Files => "file",
+            ScanFailure::Panic => "panic",
+            ScanFailure::Deadline => "deadline",
+            ScanFailure::Engine => "engine",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReviewLabels {
     /// `admission` or `imagereview`.
     endpoint: &'static str,
@@ -50,6 +82,7 @@ pub struct Metrics {
     review_duration: Histogram,
     pub(crate) queued: Gauge,
     pub(crate) running: Gauge,
+    failures: Family<FailureLabels, Counter>,
 }
 
 impl Metrics {
@@ -95,6 +128,12 @@ impl Metrics {
             "Time from a worker taking a job to its end",
             duration.clone(),
         );
+        let failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "scanner_failures",
+            "Failures of the scanner itself, not of an image: files it failed on (file), jobs that panicked (panic), ran past --job-timeout (deadline) or failed in the engine (engine)",
+            failures.clone(),
+        );
         registry.register("queued_scans", "Jobs waiting for a worker", queued.clone());
         registry.register("running_scans", "Jobs being scanned", running.clone());
         Metrics {
@@ -107,7 +146,17 @@ impl Metrics {
             review_duration,
             queued,
             running,
+            failures,
         }
+    }
+
+    /// Counts `n` failures of the scanner itself.
+    pub fn scan_failure(&self, failure: ScanFailure, n: u64) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                cause: failure.cause(),
+            })
+            .inc_by(n);
     }
 
     /// Counts an answered review and its time.

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minehound::{
-    Allowlist, PlatformChoice, RegistryOptions, Report, ScanRequest, Scanner, Severity, Target,
+    Allowlist, ErrorKind, PlatformChoice, RegistryOptions, Report, ScanRequest, Scanner, Severity,
+    Target,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -21,7 +22,7 @@ use crate::authorization::Authorization;
 use crate::checks::{error_chain, reference, valid_id};
 use crate::harbor::Artifact;
 use crate::job::{ImageRecord, Job, JobState, Origin, Verdict};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ScanFailure};
 use crate::store::{self, Store};
 
 /// Why a job was not accepted.
@@ -35,6 +36,27 @@ pub enum SubmitError {
     QueueFull,
     /// The job could not be recorded.
     Store(std::io::Error),
+}
+
+/// Why a job with an incomplete report failed: how many files, the first few.
+fn incomplete_reason(report: &Report) -> String {
+    let failed: Vec<String> = report
+        .skipped
+        .iter()
+        .filter(|s| s.failed)
+        .take(3)
+        .map(|s| format!("{}: {}", s.path, s.reason))
+        .collect();
+    format!(
+        "the scan is incomplete: the scanner failed on {} file(s), which have no verdict ({})",
+        report.stats.files_failed,
+        failed.join("; ")
+    )
+}
+
+/// `90 s`, `1.5 s`.
+fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
 }
 
 /// How the service scans: fixed when it starts.
@@ -52,6 +74,8 @@ pub struct ScanSettings {
     /// Whether notified images come from the one registry the operator
     /// named; only then do the service's own credentials go with the pulls.
     pub pinned_notification_registry: bool,
+    /// The longest one job may take.
+    pub job_timeout: Duration,
 }
 
 /// The shared state of the service.
@@ -269,6 +293,13 @@ impl Service {
         let saved = outcome.and_then(|report| {
             store::write_json(&self.store.report_path(id), &report)
                 .map_err(|e| format!("cannot store the report: {e}"))?;
+            // A report with files the scanner failed on vouches for nothing:
+            // the job fails (its report is kept for whoever looks).
+            if report.incomplete() {
+                self.metrics
+                    .scan_failure(ScanFailure::Files, report.stats.files_failed);
+                return Err(incomplete_reason(&report));
+            }
             Ok(report)
         });
         match saved {
@@ -363,16 +394,49 @@ impl Service {
         let request = ScanRequest::new(Target::Registry(reference.clone()), reference)
             .registry(registry)
             .platform(self.settings.platform.clone());
-        let mut report = self
-            .scanner
-            .scan_async(request)
-            .await
-            .map_err(|e| error_chain(&e))?;
+        let mut report = self.scan_within_deadline(request).await?;
         if let Some(allowlist) = &self.settings.allowlist {
             allowlist.apply_today(&mut report);
         }
         report.finish();
         Ok(report)
+    }
+
+    /// Runs one scan on a task of its own, so that its panic is this job's
+    /// failure and never a worker's end, and cancels it at the job deadline.
+    async fn scan_within_deadline(&self, request: ScanRequest) -> Result<Report, String> {
+        let scanner = self.scanner.clone();
+        let limit = self.settings.job_timeout;
+        let scan = tokio::spawn(async move {
+            // Dropping the scan at the deadline cancels it: its threads stop
+            // at their next block or file.
+            tokio::time::timeout(limit, scanner.scan_async(request)).await
+        });
+        match scan.await {
+            Ok(Ok(Ok(report))) => Ok(report),
+            Ok(Ok(Err(err))) => {
+                if err.kind() == ErrorKind::Engine {
+                    self.metrics.scan_failure(ScanFailure::Engine, 1);
+                }
+                Err(error_chain(&err))
+            }
+            Ok(Err(_elapsed)) => {
+                self.metrics.scan_failure(ScanFailure::Deadline, 1);
+                Err(format!(
+                    "the scan ran past the job time limit of {} and was stopped (--job-timeout)",
+                    seconds(limit)
+                ))
+            }
+            Err(join) => {
+                self.metrics.scan_failure(ScanFailure::Panic, 1);
+                let reason = match join.try_into_panic() {
+                    Ok(panic) => minehound::panic_message(&*panic).to_string(),
+                    Err(_) => "the scan's task was stopped".to_string(),
+                };
+                tracing::error!(error = %reason, "a scan panicked; the job fails, the service goes on");
+                Err(format!("internal error: {reason}"))
+            }
+        }
     }
 
     /// Changes job `id` in memory and on disk; returns it as changed.

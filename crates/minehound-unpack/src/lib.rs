@@ -40,6 +40,7 @@
 // Only for its "std" feature (run-time CPU detection in the inflater).
 use zlib_rs as _;
 
+mod budget;
 mod compression;
 mod error;
 mod hashing;
@@ -49,6 +50,7 @@ mod path;
 mod read_ahead;
 mod walk;
 
+pub use budget::{MemoryBudget, Reservation};
 pub use compression::{Compression, LimitExceeded, decompress};
 pub use error::Error;
 pub use hashing::HashingReader;

@@ -10,6 +10,9 @@ pub struct Limits {
     pub max_entries: u64,
     /// How deep archives inside archives are opened (0 = not at all).
     pub max_depth: u32,
+    /// What the buffers of files being checked may hold at once, shared by
+    /// every clone of these limits (a scanner's jobs).
+    pub memory_budget: crate::MemoryBudget,
 }
 
 impl Default for Limits {
@@ -19,6 +22,7 @@ impl Default for Limits {
             max_layer_size: 16 * 1024 * 1024 * 1024,
             max_entries: 1_000_000,
             max_depth: 3,
+            memory_budget: crate::MemoryBudget::default(),
         }
     }
 }

@@ -1,5 +1,6 @@
 use std::io::{self, Cursor, Read};
 
+use crate::budget::{read_reserved, release_buffer};
 use crate::compression::{Compression, decompress};
 use crate::walk::{WalkContext, classify_io, walk_tar};
 use crate::{Error, FileEntry, LayerCounts, Limits, Visitor, join_nested};
@@ -95,10 +96,15 @@ fn single_member(
         .unwrap_or(file_name);
     let path = join_nested(outer, &format!("/{inner}"));
     let mut buf = Vec::new();
-    (&mut reader)
-        .take(limits.max_file_size)
-        .read_to_end(&mut buf)
-        .map_err(|e| classify_io(e, 0))?;
+    // The size is unknown until read: reserved as it comes.
+    let _reserved = read_reserved(
+        &mut reader,
+        limits.max_file_size,
+        0,
+        &mut buf,
+        &limits.memory_budget,
+    )
+    .map_err(|e| classify_io(e, 0))?;
     // Count (and bound) the rest without keeping it.
     let rest = io::copy(&mut reader, &mut io::sink()).map_err(|e| classify_io(e, 1))?;
     let size = buf.len() as u64 + rest;
@@ -156,11 +162,16 @@ fn walk_zip(
             continue;
         }
         counts.files += 1;
-        buf.clear();
-        (&mut member)
-            .take(limits.max_file_size)
-            .read_to_end(&mut buf)
-            .map_err(|e| classify_io(e, counts.entries))?;
+        // The declared size may lie: the reservation grows to what is read.
+        let declared = member.size();
+        let _reserved = read_reserved(
+            &mut member,
+            limits.max_file_size,
+            declared,
+            &mut buf,
+            &limits.memory_budget,
+        )
+        .map_err(|e| classify_io(e, counts.entries))?;
         // The declared size may lie either way: judge by the bytes that come out.
         let mut probe = [0u8; 1];
         let truncated = member
@@ -186,6 +197,7 @@ fn walk_zip(
             truncated,
             depth,
         })?;
+        release_buffer(&mut buf);
     }
     Ok(counts)
 }

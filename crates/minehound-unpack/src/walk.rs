@@ -2,6 +2,7 @@ use std::io::{self, Read};
 
 use tar::EntryType;
 
+use crate::budget::{read_reserved, release_buffer};
 use crate::compression::{Compression, decompress, limit_exceeded};
 use crate::{Error, Limits, normalize};
 
@@ -158,12 +159,10 @@ pub(crate) fn walk_tar<R: Read>(
             match kind {
                 EntryType::Regular | EntryType::Continuous => {
                     counts.files += 1;
-                    buf.clear();
                     let want = size.min(limits.max_file_size);
-                    (&mut entry)
-                        .take(want)
-                        .read_to_end(&mut buf)
-                        .map_err(|e| classify_io(e, counts.entries))?;
+                    let _reserved =
+                        read_reserved(&mut entry, want, want, &mut buf, &limits.memory_budget)
+                            .map_err(|e| classify_io(e, counts.entries))?;
                     if (buf.len() as u64) < want {
                         return Err(Error::Corrupt {
                             entries: counts.entries,
@@ -181,6 +180,7 @@ pub(crate) fn walk_tar<R: Read>(
                         truncated: size > limits.max_file_size,
                         depth: ctx.depth,
                     })?;
+                    release_buffer(&mut buf);
                 }
                 EntryType::GNUSparse => {
                     // Its map continues in blocks between header and data, which

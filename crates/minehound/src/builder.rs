@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use minehound_detect::SignaturesBuilder;
 use minehound_unpack::Limits;
@@ -19,6 +20,7 @@ pub struct ScannerBuilder {
     jobs: Option<usize>,
     tasks: Option<usize>,
     cache: Option<Arc<LayerCache>>,
+    file_timeout: Duration,
 }
 
 impl Default for ScannerBuilder {
@@ -36,6 +38,7 @@ impl ScannerBuilder {
             jobs: None,
             tasks: None,
             cache: None,
+            file_timeout: minehound_detect::DEFAULT_FILE_TIMEOUT,
         }
     }
 
@@ -67,6 +70,26 @@ impl ScannerBuilder {
     /// Sets all limits at once.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// What the buffers of the files being checked may hold at once, across
+    /// every scan this scanner runs (default
+    /// [`MemoryBudget::DEFAULT`](minehound_unpack::MemoryBudget::DEFAULT),
+    /// 512 MiB): a file waits for room rather than grow the process past
+    /// it. Set after [`limits`](Self::limits), which carry one too.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.limits.memory_budget = minehound_unpack::MemoryBudget::new(bytes);
+        self
+    }
+
+    /// How long the rules may run on one file (default
+    /// [`DEFAULT_FILE_TIMEOUT`](minehound_detect::DEFAULT_FILE_TIMEOUT)):
+    /// past it the file is listed in `skipped` as failed and the report is
+    /// [incomplete](minehound_report::Report::incomplete). A crafted file
+    /// must not hold a worker for long.
+    pub fn file_timeout(mut self, timeout: Duration) -> Self {
+        self.file_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -129,6 +152,7 @@ impl ScannerBuilder {
             pool: Arc::new(pool),
             tasks: TaskPool::new(self.tasks.unwrap_or(jobs)),
             cache: self.cache,
+            file_timeout: self.file_timeout,
             cache_settings,
         })
     }

@@ -283,8 +283,12 @@ impl LayerCache {
         Ok(out)
     }
 
-    /// Stores `scan` under `key`. A failure to store costs only a future rescan.
+    /// Stores `scan` under `key`, when it is complete (see
+    /// [`LayerScan::complete`]). A failure to store costs only a future rescan.
     pub(crate) fn put(&self, key: &CacheKey, scan: &LayerScan) {
+        if !scan.complete() {
+            return;
+        }
         if let Ok(bytes) = encode(scan) {
             let _ = self.put_bytes(key, &bytes);
         }
@@ -590,7 +594,13 @@ impl Stored {
             skipped: self
                 .skipped
                 .into_iter()
-                .map(|(path, size, reason)| SkippedFile { path, size, reason })
+                .map(|(path, size, reason)| SkippedFile {
+                    path,
+                    size,
+                    reason,
+                    // Failed scans are never stored.
+                    failed: false,
+                })
                 .collect(),
             whiteouts: self.whiteouts,
             opaque_dirs: self.opaque_dirs,

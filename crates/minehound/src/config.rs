@@ -122,9 +122,28 @@ impl crate::Scanner {
     /// assert!(found.iter().any(|d| d.rule == minehound::LAUNCH_RULE));
     /// # Ok::<(), minehound::Error>(())
     /// ```
+    ///
+    /// A check that panics (a crafted text) is contained: it answers one
+    /// `high` detection saying so, since a launch that could not be checked
+    /// must not pass.
     pub fn check_launch(&self, what: &str, text: &str, command: bool) -> Vec<Detection> {
-        let mut detector = Detector::new(&self.signatures);
-        launch_detections(&mut detector, LAUNCH_RULE, what, text, command)
+        let mut detector = self.detector();
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            launch_detections(&mut detector, LAUNCH_RULE, what, text, command)
+        }));
+        checked.unwrap_or_else(|panic| {
+            vec![Detection {
+                rule: LAUNCH_RULE.to_string(),
+                detector: "config",
+                severity: Severity::High,
+                family: None,
+                description: format!(
+                    "internal error in the {} while checking the {what}: {}; it was not checked, so it is not trusted",
+                    detector.stage().component(),
+                    crate::panic_message(&*panic)
+                ),
+            }]
+        })
     }
 }
 

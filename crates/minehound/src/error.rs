@@ -71,6 +71,18 @@ pub enum Error {
         #[source]
         source: rayon::ThreadPoolBuildError,
     },
+    /// A component panicked outside any one file's or layer's check (the
+    /// text rules on an image config): the scan has no verdict. The process
+    /// goes on.
+    #[error("internal error in the {component} while checking {what}: {message}")]
+    Internal {
+        /// What panicked.
+        component: &'static str,
+        /// What it was checking.
+        what: &'static str,
+        /// What the panic said.
+        message: String,
+    },
 }
 
 /// Why one layer blob failed.
@@ -113,6 +125,16 @@ pub enum LayerError {
     /// The scan was cancelled while this layer was read.
     #[error("cancelled")]
     Cancelled,
+    /// A component panicked while reading the layer (outside any one
+    /// file's check, which contains its own panics): the layer has no
+    /// verdict. The process goes on.
+    #[error("internal error in the {component}: {message}")]
+    Internal {
+        /// What panicked.
+        component: &'static str,
+        /// What the panic said.
+        message: String,
+    },
     /// The blob is in the archive but was not a readable layer.
     #[error("{0}")]
     Unreadable(String),
@@ -187,7 +209,7 @@ impl Error {
             Error::Layer { source, .. } | Error::LayerStream { source, .. } => source.kind(),
             Error::Io { .. } => ErrorKind::Io,
             Error::Cancelled => ErrorKind::Cancelled,
-            Error::Workers { .. } => ErrorKind::Engine,
+            Error::Workers { .. } | Error::Internal { .. } => ErrorKind::Engine,
         }
     }
 
@@ -217,6 +239,7 @@ impl LayerError {
             | LayerError::SizeMismatch { .. }
             | LayerError::Unreadable(_) => ErrorKind::Input,
             LayerError::Cancelled => ErrorKind::Cancelled,
+            LayerError::Internal { .. } => ErrorKind::Engine,
             LayerError::Again { kind, .. } => *kind,
         }
     }
@@ -321,3 +344,13 @@ impl StoreReadError {
 #[derive(Debug, thiserror::Error)]
 #[error("scan cancelled")]
 pub(crate) struct Cancelled;
+
+/// What a caught panic says (its `&str` or `String` payload), for a report
+/// or a job's failure; `panicked` when it says nothing readable.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panicked")
+}

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use minehound_detect::{CheckedFile, Detection, Detector, FileKind, classify, hidden_path, sha256};
 use minehound_unpack::{ArchiveFormat, FileEntry, HashingReader, Limits, Visitor, walk_nested};
 
 use crate::LayerError;
+use crate::error::panic_message;
 
 /// Everything one layer yields, independent of the image it belongs to, so a
 /// layer shared by many images is scanned once.
@@ -65,9 +67,19 @@ pub struct SkippedFile {
     pub size: u64,
     /// Why.
     pub reason: String,
+    /// The scanner failed on the file (an internal error, a time limit):
+    /// it has no verdict. See [`minehound_report::Skipped::failed`].
+    pub failed: bool,
 }
 
 impl LayerScan {
+    /// Whether every file has a verdict: no file the scanner failed on. Only
+    /// a complete scan is kept in the layer cache, since a time limit or an
+    /// internal error may not strike twice.
+    pub fn complete(&self) -> bool {
+        !self.skipped.iter().any(|s| s.failed)
+    }
+
     /// The most severe detection in the layer, if there is any.
     pub fn highest_severity(&self) -> Option<minehound_detect::Severity> {
         self.findings
@@ -196,6 +208,25 @@ pub(crate) fn scan_layer_blob_ahead(
     })
 }
 
+/// Runs one layer's scan so that a panic in it (a decompressor, the tar walk)
+/// ends that layer's scan with [`LayerError::Internal`], not the process;
+/// panics inside one file's check are contained closer, per file.
+pub(crate) fn contain_layer_panic<'s>(
+    detector: &mut Detector<'s>,
+    scan: impl FnOnce(&mut Detector<'s>) -> Result<LayerScan, LayerError>,
+) -> Result<LayerScan, LayerError> {
+    match catch_unwind(AssertUnwindSafe(|| scan(detector))) {
+        Ok(result) => result,
+        Err(panic) => {
+            detector.reset();
+            Err(LayerError::Internal {
+                component: LAYER_READER,
+                message: panic_message(&*panic).to_string(),
+            })
+        }
+    }
+}
+
 /// Walks an uncompressed layer tar and checks every file; fills in the diff id.
 fn check_layer_tar(
     tar: impl Read,
@@ -220,7 +251,31 @@ pub(crate) struct FileChecker<'a, 's> {
     nesting: u32,
     /// Bytes that archives inside this layer may still decompress to.
     nested_budget: u64,
+    /// What is at work on the current file: what a panic is blamed on.
+    component: Component,
 }
+
+/// The component that last took a file in hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Component {
+    Classifier,
+    NestedArchive,
+    /// The detector names its own stage.
+    Detector,
+}
+
+impl Component {
+    fn name(self) -> &'static str {
+        match self {
+            Component::Classifier => "classifier",
+            Component::NestedArchive => "nested archive reader",
+            Component::Detector => "detector",
+        }
+    }
+}
+
+/// What a panic while reading a layer (decompression, the tar walk) is blamed on.
+pub(crate) const LAYER_READER: &str = "layer reader";
 
 impl<'a, 's> FileChecker<'a, 's> {
     pub(crate) fn new(
@@ -234,6 +289,7 @@ impl<'a, 's> FileChecker<'a, 's> {
             scan,
             nesting: 0,
             nested_budget: limits.max_layer_size,
+            component: Component::Classifier,
         }
     }
 
@@ -242,7 +298,90 @@ impl<'a, 's> FileChecker<'a, 's> {
             path: path.to_string(),
             size,
             reason,
+            failed: false,
         });
+    }
+
+    /// Lists a file the scanner failed on: it has no verdict.
+    fn fail(&mut self, path: &str, size: u64, reason: String) {
+        self.scan.skipped.push(SkippedFile {
+            path: path.to_string(),
+            size,
+            reason,
+            failed: true,
+        });
+    }
+
+    /// Checks one file: opens it when it is an archive, else runs the detectors.
+    fn check(&mut self, file: &FileEntry<'_>) {
+        self.component = Component::Classifier;
+        minehound_detect::fault::inject(Component::Classifier.name(), file.data);
+        let kind = classify(file.data);
+        if kind == FileKind::Elf {
+            self.scan.elf_files += 1;
+        }
+        let mut not_read = None;
+        if kind == FileKind::Archive
+            && !file.truncated
+            && let Some(format) = ArchiveFormat::sniff(file.data)
+        {
+            self.component = Component::NestedArchive;
+            match self.open_archive(file, format) {
+                Ok(()) => {
+                    self.scan.files_scanned += 1;
+                    return;
+                }
+                // Not (fully) an archive after all: check its bytes like any file.
+                Err(reason) => not_read = Some(reason),
+            }
+        }
+        if file.truncated {
+            not_read = Some(format!(
+                "larger than the file size limit of {} bytes: only the first {} bytes were checked, not hashed",
+                self.limits.max_file_size, self.limits.max_file_size
+            ));
+        }
+        // Every file goes through the rules, whatever it looks like: a NUL byte or
+        // a tar magic must not be enough to hide a script or config. Hashes and
+        // ELF parsing need whole candidate files.
+        let whole = !file.truncated && kind.is_candidate();
+        self.component = Component::Detector;
+        match self.detector.check_file(kind, file.data, whole) {
+            Ok(CheckedFile {
+                mut detections,
+                sha256: digest,
+            }) => {
+                if let Some(hidden) = hidden_path(file.path, kind, &detections) {
+                    detections.push(hidden);
+                }
+                if !detections.is_empty() {
+                    // A finding names its file's hash (for allowlists and
+                    // lookups) even when no hash list needed it.
+                    let digest = digest.or_else(|| whole.then(|| sha256(file.data)));
+                    self.scan.findings.push(FileFinding {
+                        path: file.path.to_string(),
+                        sha256: digest.map(hex::encode),
+                        size: file.size,
+                        detections,
+                    });
+                }
+                match not_read {
+                    Some(reason) => self.skip(file.path, file.size, reason),
+                    None => self.scan.files_scanned += 1,
+                }
+            }
+            Err(err) if err.is_timeout() => {
+                let reason = format!(
+                    "the rules ran past their time limit of {} s on this file; the file was not checked",
+                    self.detector.timeout().as_secs_f64()
+                );
+                self.fail(file.path, file.size, reason);
+            }
+            Err(err) => {
+                let reason = format!("detectors failed: {}", error_chain(&err));
+                self.fail(file.path, file.size, reason);
+            }
+        }
     }
 
     /// Walks an archive found in the layer. `Err` carries why its members could
@@ -254,6 +393,7 @@ impl<'a, 's> FileChecker<'a, 's> {
                 self.limits.max_depth
             ));
         }
+        minehound_detect::fault::inject(Component::NestedArchive.name(), file.data);
         self.scan.archives += 1;
         self.nesting += 1;
         // Every archive of a layer draws on one decompression budget, so a layer
@@ -285,66 +425,30 @@ impl Visitor for FileChecker<'_, '_> {
         if self.nesting == 0 {
             self.scan.paths.insert(file.path.to_string());
         }
-        let kind = classify(file.data);
-        if kind == FileKind::Elf {
-            self.scan.elf_files += 1;
+        minehound_detect::fault::inject(LAYER_READER, file.data);
+        // A member of a nested archive hands the archive back to its reader.
+        let outer = self.component;
+        // One file's panic (a parser, a decompressor, the rules engine) ends
+        // that file's check, not the layer's: the file is listed as failed.
+        let (nesting, budget) = (self.nesting, self.nested_budget);
+        let checked = catch_unwind(AssertUnwindSafe(|| self.check(&file)));
+        if let Err(panic) = checked {
+            let component = match self.component {
+                Component::Detector => self.detector.stage().component(),
+                other => other.name(),
+            };
+            self.detector.reset();
+            self.nesting = nesting;
+            self.nested_budget = budget.min(self.nested_budget);
+            let reason = format!(
+                "internal error in the {component}: {}; the file was not checked",
+                panic_message(&*panic)
+            );
+            self.fail(file.path, file.size, reason);
         }
-        let mut not_read = None;
-        if kind == FileKind::Archive
-            && !file.truncated
-            && let Some(format) = ArchiveFormat::sniff(file.data)
-        {
-            match self.open_archive(&file, format) {
-                Ok(()) => {
-                    self.scan.files_scanned += 1;
-                    return Ok(());
-                }
-                // Not (fully) an archive after all: check its bytes like any file.
-                Err(reason) => not_read = Some(reason),
-            }
-        }
-        if file.truncated {
-            not_read = Some(format!(
-                "larger than the file size limit of {} bytes: only the first {} bytes were checked, not hashed",
-                self.limits.max_file_size, self.limits.max_file_size
-            ));
-        }
-        // Every file goes through the rules, whatever it looks like: a NUL byte or
-        // a tar magic must not be enough to hide a script or config. Hashes and
-        // ELF parsing need whole candidate files.
-        let whole = !file.truncated && kind.is_candidate();
-        match self.detector.check_file(kind, file.data, whole) {
-            Ok(CheckedFile {
-                mut detections,
-                sha256: digest,
-            }) => {
-                if let Some(hidden) = hidden_path(file.path, kind, &detections) {
-                    detections.push(hidden);
-                }
-                if !detections.is_empty() {
-                    // A finding names its file's hash (for allowlists and
-                    // lookups) even when no hash list needed it.
-                    let digest = digest.or_else(|| whole.then(|| sha256(file.data)));
-                    self.scan.findings.push(FileFinding {
-                        path: file.path.to_string(),
-                        sha256: digest.map(hex::encode),
-                        size: file.size,
-                        detections,
-                    });
-                }
-                match not_read {
-                    Some(reason) => self.skip(file.path, file.size, reason),
-                    None => self.scan.files_scanned += 1,
-                }
-            }
-            Err(err) => {
-                let reason = format!("detectors failed: {}", error_chain(&err));
-                self.skip(file.path, file.size, reason);
-            }
-        }
+        self.component = outer;
         Ok(())
     }
-
     fn skipped(&mut self, path: &str, size: u64, reason: &str) {
         self.scan.files += 1;
         if self.nesting == 0 {

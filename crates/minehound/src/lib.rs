@@ -156,7 +156,7 @@ pub use async_source::{AsyncBlob, AsyncImageSource, AsyncScan, BoxFuture, CHUNKS
 pub use builder::ScannerBuilder;
 pub use cache::{CacheError, CacheUsage, LayerCache};
 pub use config::IMAGE_CONFIG_PATH;
-pub use error::{Error, ErrorChain, ErrorKind, LayerError};
+pub use error::{Error, ErrorChain, ErrorKind, LayerError, panic_message};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};
 pub use media_type::is_layer_media_type;
 pub use minehound_detect::{
@@ -175,7 +175,7 @@ pub use minehound_report::{
     Allowlist, AllowlistError, Finding, ImageExemption, LayerRef, Report, Severity, SkippedImage,
     Status, StorageReport, StorageSummary, StoredImage, Suppression, render,
 };
-pub use minehound_unpack::Limits;
+pub use minehound_unpack::{Limits, MemoryBudget};
 pub use progress::{CancelToken, Progress};
 pub use request::ScanRequest;
 pub use rule_docs::{RULES_DOC_URL, rule_anchor, rule_reference};

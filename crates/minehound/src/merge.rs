@@ -51,6 +51,7 @@ pub(crate) fn build_report(
                     platform: platform.clone(),
                     size: skipped.size,
                     reason: skipped.reason.clone(),
+                    failed: skipped.failed,
                 });
             }
             let stats = &mut report.stats;

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
-use crate::layer::{LayerScan, scan_layer_blob, scan_layer_blob_ahead};
+use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob, scan_layer_blob_ahead};
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Watch, WatchedReader};
 use crate::task_pool::TaskPool;
@@ -30,6 +31,8 @@ pub struct Scanner {
     /// Task threads: blocking calls started from async code.
     pub(crate) tasks: Arc<TaskPool>,
     pub(crate) cache: Option<Arc<LayerCache>>,
+    /// How long the rules may run on one file.
+    pub(crate) file_timeout: std::time::Duration,
     /// What besides a layer's digest its cached result depends on.
     pub(crate) cache_settings: String,
 }
@@ -42,6 +45,7 @@ impl std::fmt::Debug for Scanner {
             .field("jobs", &self.pool.current_num_threads())
             .field("tasks", &self.tasks.limit())
             .field("cache", &self.cache)
+            .field("file_timeout", &self.file_timeout)
             .finish()
     }
 }
@@ -87,7 +91,7 @@ impl Scanner {
         let mut cached = 0;
         let scanned =
             self.scan_images(store.as_ref(), images.clone(), request.watch(), &mut cached)?;
-        let mut report = self.finish_report(request, scanned);
+        let mut report = self.finish_report(request, scanned)?;
         report.stats.layers_cached = cached;
         if !gate(&mut report) {
             return Ok(PushOutcome::Refused(report));
@@ -123,23 +127,49 @@ impl Scanner {
             Opened::Dir(path) => vec![fs_scan::scan_dir(self, &path)?],
             Opened::File(path) => vec![fs_scan::scan_file(self, &path)?],
         };
-        let mut report = self.finish_report(request, images);
+        let mut report = self.finish_report(request, images)?;
         report.stats.layers_cached = cached;
         Ok(report)
     }
 
-    fn finish_report(&self, request: &ScanRequest, images: Vec<ScannedImage>) -> Report {
+    fn finish_report(
+        &self,
+        request: &ScanRequest,
+        images: Vec<ScannedImage>,
+    ) -> Result<Report, Error> {
         self.build_report(&request.target_name, images)
     }
 
-    /// The report of scanned images: findings per layer merged, configs checked.
-    pub(crate) fn build_report(&self, target_name: &str, images: Vec<ScannedImage>) -> Report {
-        let mut detector = Detector::new(&self.signatures);
+    /// The report of scanned images: findings per layer merged, configs
+    /// checked. `Err` when the config check panicked: a crafted config
+    /// fails its scan, not the process.
+    pub(crate) fn build_report(
+        &self,
+        target_name: &str,
+        images: Vec<ScannedImage>,
+    ) -> Result<Report, Error> {
+        let mut detector = self.detector();
+        let mut panicked = None;
         let mut report = build_report(target_name, images, |image| {
-            config_findings(image, &mut detector)
+            if panicked.is_some() {
+                return Vec::new();
+            }
+            let checked = catch_unwind(AssertUnwindSafe(|| config_findings(image, &mut detector)));
+            checked.unwrap_or_else(|panic| {
+                panicked = Some(Error::Internal {
+                    component: detector.stage().component(),
+                    what: "the image config",
+                    message: crate::panic_message(&*panic).to_string(),
+                });
+                detector.reset();
+                Vec::new()
+            })
         });
+        if let Some(err) = panicked {
+            return Err(err);
+        }
         report.signatures = self.signature_set();
-        report
+        Ok(report)
     }
 
     pub(crate) fn signature_set(&self) -> SignatureSet {
@@ -157,20 +187,21 @@ impl Scanner {
         }
     }
 
+    /// A detector over this scanner's signatures, with its time limit per file.
+    pub(crate) fn detector(&self) -> Detector<'_> {
+        Detector::with_timeout(&self.signatures, self.file_timeout)
+    }
+
     /// Runs `f` with a fresh detector on each worker of the pool.
     pub(crate) fn par_map<T: Sync, R: Send>(
         &self,
         items: &[T],
         f: impl Fn(&mut Detector<'_>, &T) -> R + Sync + Send,
     ) -> Vec<R> {
-        let signatures = &*self.signatures;
         self.pool.install(|| {
             items
                 .par_iter()
-                .map_init(
-                    || Detector::new(signatures),
-                    |detector, item| f(detector, item),
-                )
+                .map_init(|| self.detector(), |detector, item| f(detector, item))
                 .collect()
         })
     }
@@ -352,11 +383,14 @@ impl Scanner {
         detector: &mut Detector<'_>,
         ahead: bool,
     ) -> Result<LayerScan, LayerError> {
-        if ahead && self.pool.current_num_threads() > 1 {
-            scan_layer_blob_ahead(blob, detector, &self.limits)
-        } else {
-            scan_layer_blob(blob, detector, &self.limits)
-        }
+        let threaded = ahead && self.pool.current_num_threads() > 1;
+        contain_layer_panic(detector, |detector| {
+            if threaded {
+                scan_layer_blob_ahead(blob, detector, &self.limits)
+            } else {
+                scan_layer_blob(blob, detector, &self.limits)
+            }
+        })
     }
 
     /// The stamp of a local layer blob's file, when there is a cache to keep it.

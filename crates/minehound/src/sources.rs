@@ -108,7 +108,7 @@ impl Scanner {
             request.watch(),
             &mut cached,
         )?;
-        let mut report = self.build_report(&request.name, scanned);
+        let mut report = self.build_report(&request.name, scanned)?;
         report.stats.layers_cached = cached;
         Ok(report)
     }
@@ -255,12 +255,12 @@ impl Scanner {
                 }
             }
         }
-        match scanned {
-            Ok(scanned) => StoredImage::scanned(
+        match scanned.and_then(|scanned| self.build_report(&manifest.reference(), scanned)) {
+            Ok(report) => StoredImage::scanned(
                 manifest.repository.clone(),
                 manifest.tag.clone(),
                 manifest.digest.clone(),
-                self.build_report(&manifest.reference(), scanned),
+                report,
             ),
             Err(err) => failed(error_chain(&err)),
         }

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use minehound_detect::Detector;
 use minehound_oci::{BlobLocation, BlobStore, PlatformChoice};
 
-use crate::layer::{LayerScan, scan_layer_blob};
+use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob};
 use crate::merge::ScannedImage;
 use crate::scanner::{assemble, take_shared};
 use crate::{Error, LayerError, Scanner};
@@ -33,13 +32,15 @@ impl Scanner {
         let streamed = if self.pool.current_num_threads() > 1 {
             self.read_stream_spooled(tar, name, &mut streamed_scans)?
         } else {
-            let mut detector = Detector::new(&self.signatures);
+            let mut detector = self.detector();
             minehound_oci::read_archive_stream(tar, name, &mut |path, blob| {
-                let result = scan_layer_blob(blob, &mut detector, limits);
+                let result = contain_layer_panic(&mut detector, |detector| {
+                    scan_layer_blob(blob, detector, limits)
+                });
                 streamed_scans.insert(path.to_string(), result);
             })?
         };
-        let mut detector = Detector::new(&self.signatures);
+        let mut detector = self.detector();
         let images = minehound_oci::images_from_archive(&streamed.store, wanted, platform)?;
         // Keyed by archive member: two locations may name one member (links).
         let mut done: HashMap<BlobLocation, Result<Arc<LayerScan>, LayerError>> = HashMap::new();
@@ -75,44 +76,45 @@ impl Scanner {
         let jobs = self.pool.current_num_threads();
         let (queue, queued) = std::sync::mpsc::sync_channel::<(String, std::fs::File)>(jobs);
         let queued = std::sync::Mutex::new(queued);
-        let streamed = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..jobs)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut detector = Detector::new(&self.signatures);
-                        let mut done = Vec::new();
-                        loop {
-                            let next = match queued.lock() {
-                                Ok(queued) => queued.recv(),
-                                Err(_) => break,
-                            };
-                            let Ok((path, file)) = next else { break };
-                            let blob = std::io::BufReader::new(file);
-                            done.push((path, scan_layer_blob(blob, &mut detector, &self.limits)));
-                        }
-                        done
+        let streamed =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..jobs)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut detector = self.detector();
+                            let mut done = Vec::new();
+                            loop {
+                                let next = match queued.lock() {
+                                    Ok(queued) => queued.recv(),
+                                    Err(_) => break,
+                                };
+                                let Ok((path, file)) = next else { break };
+                                let blob = std::io::BufReader::new(file);
+                                done.push((path, self.scan_blob(blob, &mut detector, false)));
+                            }
+                            done
+                        })
                     })
-                })
-                .collect();
-            let streamed =
-                minehound_oci::read_archive_stream(
-                    tar,
-                    name,
-                    &mut |path, blob| match spool(blob) {
+                    .collect();
+                let streamed =
+                    minehound_oci::read_archive_stream(tar, name, &mut |path, blob| match spool(
+                        blob,
+                    ) {
                         Ok(file) => {
                             let _ = queue.send((path.to_string(), file));
                         }
                         Err(source) => {
                             scans.insert(path.to_string(), Err(LayerError::Spool(source)));
                         }
-                    },
-                );
-            drop(queue);
-            for worker in workers {
-                scans.extend(worker.join().expect("layer workers do not panic"));
-            }
-            streamed
-        })?;
+                    });
+                drop(queue);
+                // Workers contain their layers' panics; a layer of a worker that
+                // ended anyway has no result, and its image ends in an error.
+                for worker in workers.into_iter().filter_map(|w| w.join().ok()) {
+                    scans.extend(worker);
+                }
+                streamed
+            })?;
         Ok(streamed)
     }
 }

@@ -4,10 +4,8 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use minehound_detect::Detector;
-
 use crate::cache::CacheKey;
-use crate::layer::{LayerScan, scan_layer_blob};
+use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob};
 use crate::media_type::is_document_media_type;
 use crate::progress::{CancelToken, Progress, Watch, WatchedReader};
 use crate::{Error, LayerError, ScanTask, Scanner};
@@ -206,8 +204,11 @@ impl Scanner {
             layer: name,
             watch,
         };
-        let mut detector = Detector::new(&self.signatures);
-        let scanned = scan_layer_blob(reader, &mut detector, &self.limits).and_then(|scan| {
+        let mut detector = self.detector();
+        let scanned = contain_layer_panic(&mut detector, |detector| {
+            scan_layer_blob(reader, detector, &self.limits)
+        })
+        .and_then(|scan| {
             check(&scan, digest.as_deref(), request.size)?;
             Ok(scan)
         });

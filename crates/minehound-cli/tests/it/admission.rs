@@ -18,20 +18,20 @@ use super::serve::{Service, base_layer, clean_image, has_metric, miner_image, pl
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/admission");
 
 /// An HTTPS client as the API server is one: the service's CA, JSON bodies.
-struct Client {
-    host: String,
-    ca: PathBuf,
+pub(super) struct Client {
+    pub(super) host: String,
+    pub(super) ca: PathBuf,
 }
 
-struct Answer {
-    status: u16,
-    body: Value,
-    text: String,
-    took: Duration,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) body: Value,
+    pub(super) text: String,
+    pub(super) took: Duration,
 }
 
 impl Client {
-    fn call(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+    pub(super) fn call(&self, method: &str, path: &str, body: &[u8]) -> Answer {
         let started = Instant::now();
         let mut child = Command::new("curl")
             .args(["-sS", "--max-time", "30", "-X", method, "--cacert"])
@@ -69,7 +69,7 @@ impl Client {
     }
 
     /// Sends a recorded review with its placeholders filled in.
-    fn review(&self, fixture: &str, images: &[(&str, &str)]) -> Answer {
+    pub(super) fn review(&self, fixture: &str, images: &[(&str, &str)]) -> Answer {
         let mut text = std::fs::read_to_string(Path::new(FIXTURES).join(format!("{fixture}.json")))
             .expect("the fixture exists");
         for (placeholder, image) in images {

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use minehound_testdata::hostile::{self, NameRecord};
-use minehound_testdata::{BuiltImage, Compression, write_oci_layout};
+use minehound_testdata::{BuiltImage, Compression, Entry, ImageSpec, Layer, write_oci_layout};
 use serde_json::Value;
 
 /// Bombs run one at a time, so wall times are not inflated by each other.
@@ -31,11 +31,18 @@ struct Measured {
 /// Runs `minehound scan --format json TARGET` under GNU time, with no config
 /// file and no cache, and checks the common bounds.
 fn scan_measured(case: &str, target: &str, max_wall: Duration) -> Measured {
+    scan_measured_with(case, &[], target, max_wall)
+}
+
+/// [`scan_measured`] with more options.
+fn scan_measured_with(case: &str, options: &[&str], target: &str, max_wall: Duration) -> Measured {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let output = Command::new("/usr/bin/time")
         .args(["-f", "minehound-peak %M %e"])
         .arg(assert_cmd::cargo::cargo_bin("minehound"))
-        .args(["scan", "--format", "json", "--no-progress", target])
+        .args(["scan", "--format", "json", "--no-progress"])
+        .args(options)
+        .arg(target)
         .env("MINEHOUND_NO_CACHE", "true")
         .env("MINEHOUND_NO_CONFIG", "1")
         .output()
@@ -254,4 +261,45 @@ fn link_loops_in_a_directory_are_not_followed_and_hard_links_read_once() {
         flagged.iter().all(|p| p.starts_with("/etc/")),
         "{flagged:?}"
     );
+}
+
+#[test]
+fn file_buffers_wait_for_the_memory_budget_instead_of_growing_past_it() {
+    // Four layers of one 48 MiB file each: four workers would hold all four
+    // buffers at once; a budget of 64 MiB lets one in at a time.
+    let file = 48 << 20;
+    let image = ImageSpec {
+        layers: (0..4)
+            .map(|i| {
+                Layer::gzip(
+                    "COPY data /srv/",
+                    vec![Entry::file(
+                        &format!("/srv/data-{i}.bin"),
+                        vec![i as u8; file],
+                    )],
+                )
+            })
+            .collect(),
+        ..ImageSpec::default()
+    }
+    .build();
+    let dir = tempfile::tempdir().unwrap();
+    let target = layout_of(dir.path(), &image);
+    let mut peaks = Vec::new();
+    for budget in ["64MiB", "128MiB", "512MiB"] {
+        let case = format!("4 x 48 MiB files, --jobs 4, --memory-budget {budget}");
+        let run = scan_measured_with(
+            &case,
+            &["--jobs", "4", "--memory-budget", budget],
+            &target,
+            SECS(120),
+        );
+        assert_eq!(run.code, 0, "{case}: {}", run.stderr);
+        let report = run.report.unwrap();
+        assert_eq!(report["stats"]["files_scanned"], 4, "{case}");
+        peaks.push(run.peak_rss_mib);
+    }
+    // One buffer at a time under 64 MiB; all four under 512 MiB.
+    assert!(peaks[0] < 64 + 60, "{peaks:?}");
+    assert!(peaks[2] > peaks[0] + 90, "{peaks:?}");
 }

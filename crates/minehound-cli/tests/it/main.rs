@@ -14,6 +14,7 @@ use serde_json::Value;
 mod admission;
 mod bombs;
 mod cache;
+mod containment;
 mod deploy;
 mod escape;
 mod gate;

@@ -158,6 +158,11 @@ impl Service {
         assert!(status.success(), "SIGTERM is a clean stop: {status}");
     }
 
+    /// The service's process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(super) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -44,9 +44,9 @@ pub fn sarif(report: &Report) -> serde_json::Result<String> {
                 }
             },
             "invocations": [{
-                "executionSuccessful": true,
+                "executionSuccessful": !report.incomplete(),
                 "toolExecutionNotifications": report.skipped.iter().map(|s| json!({
-                    "level": "warning",
+                    "level": if s.failed { "error" } else { "warning" },
                     "message": { "text": format!("{} was not fully scanned: {}", s.path, s.reason) },
                     "locations": [location(&s.path, s.size, s.layer.index, s.layer.digest.as_deref(), s.platform.as_deref())],
                 })).collect::<Vec<_>>(),
