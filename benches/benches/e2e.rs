@@ -12,9 +12,12 @@
 //! - minehound cold (no cache) on one worker (`--jobs 1`: no read-ahead
 //!   thread either) and on all cores, and again with a warm layer cache;
 //! - minehound's peak RSS;
-//! - with `MINEHOUND_BENCH_BINARIES=A:B`, whole `minehound scan` processes of
-//!   each binary named (the release and the dist build, say), best of three,
-//!   alternating, start-up included.
+//! - a new scanner on the warm cache (its compiled rules loaded from there)
+//!   and its scan: what a whole process costs but for starting up;
+//! - whole `minehound scan` processes of each binary named in
+//!   `MINEHOUND_BENCH_BINARIES=A:B` (the release and the dist build, say;
+//!   default `target/release/minehound` when built), cold and on a warm
+//!   cache, best of three, alternating, start-up included.
 //!
 //! `cargo bench -p minehound-bench --bench e2e`
 
@@ -78,6 +81,19 @@ fn main() {
     one_worker.scan(&request).expect("scan");
     let cold_one = t.elapsed();
 
+    // Before idle workers helped with a layer's files (and the baseline
+    // the sharing is measured against): each layer's files checked by the
+    // worker reading it, a thread inflating ahead while a worker is idle.
+    let unshared = ScannerBuilder::new()
+        .share_files(false)
+        .build()
+        .expect("scanner");
+    reset_peak_rss();
+    let t = Instant::now();
+    unshared.scan(&request).expect("scan");
+    let cold_unshared = t.elapsed();
+    let unshared_rss = peak_rss_kib();
+
     let scanner = ScannerBuilder::new().build().expect("scanner");
     reset_peak_rss();
     let rss_before = peak_rss_kib();
@@ -104,6 +120,19 @@ fn main() {
     let t = Instant::now();
     let again = cached.scan(&request).expect("scan");
     let warm = t.elapsed();
+    // What a new process does on a warm cache: build a scanner (its rules
+    // come from the cache), then scan.
+    let t = Instant::now();
+    let fresh = ScannerBuilder::new()
+        .cache(LayerCache::open(cache_dir.path()).expect("cache"))
+        .build()
+        .expect("scanner");
+    let fresh_built = t.elapsed();
+    fresh.scan(&request).expect("scan");
+    let fresh_warm = t.elapsed();
+    let t = Instant::now();
+    ScannerBuilder::new().build().expect("scanner");
+    let compiled = t.elapsed();
     assert_eq!(again.stats.layers_cached, image.blobs.len() as u64);
     assert_eq!(
         again.findings, report.findings,
@@ -145,7 +174,14 @@ fn main() {
         );
     }
     row("minehound, cold, one worker (--jobs 1)", cold_one);
+    row("minehound, cold, files not shared", cold_unshared);
     row("minehound, cold (no cache)", cold);
+    println!(
+        "{:<46} {:>8.2}x the time with files not shared ({} files shared)",
+        "  sharing files / not",
+        cold.as_secs_f64() / cold_unshared.as_secs_f64(),
+        scanner.files_shared()
+    );
     row("minehound, filling a layer cache", filling);
     row("minehound, warm layer cache", warm);
     println!(
@@ -154,42 +190,74 @@ fn main() {
         100.0 * warm.as_secs_f64() / cold.as_secs_f64(),
         warm.as_secs_f64() * 1000.0
     );
+    row("minehound, new scanner + warm scan", fresh_warm);
+    println!(
+        "{:<46} {:>7.2} % of the cold scan (scanner built in {:.1} ms; compiling the rules takes {:.1} ms)",
+        "new scanner + warm / cold",
+        100.0 * fresh_warm.as_secs_f64() / cold.as_secs_f64(),
+        fresh_built.as_secs_f64() * 1000.0,
+        compiled.as_secs_f64() * 1000.0
+    );
     println!(
         "{:<46} {:>8} MiB (process before the scan: {} MiB)",
         "minehound peak RSS, cold scan",
         cold_rss / 1024,
         rss_before / 1024
     );
+    println!(
+        "{:<46} {:>8} MiB",
+        "minehound peak RSS, files not shared",
+        unshared_rss / 1024
+    );
 
-    let binaries = std::env::var("MINEHOUND_BENCH_BINARIES").unwrap_or_default();
+    let release = root.join("target/release/minehound");
+    let binaries = std::env::var("MINEHOUND_BENCH_BINARIES")
+        .ok()
+        .or_else(|| release.exists().then(|| release.display().to_string()))
+        .unwrap_or_default();
     let binaries: Vec<&str> = binaries.split(':').filter(|b| !b.is_empty()).collect();
-    for (binary, best) in binaries.iter().zip(time_binaries(&binaries, &target)) {
+    let process_cache = tempfile::tempdir().expect("temp dir");
+    let cold_processes = time_binaries(&binaries, &target, None);
+    // Each binary fills its cache once (they differ in build), then the best
+    // of three warm runs.
+    for binary in &binaries {
+        time_binaries(&[binary], &target, Some(process_cache.path()));
+    }
+    let warm_processes = time_binaries(&binaries, &target, Some(process_cache.path()));
+    for ((binary, cold_process), warm_process) in
+        binaries.iter().zip(cold_processes).zip(warm_processes)
+    {
         // target/PROFILE/minehound: named by its profile.
         let path = Path::new(binary);
         let profile = path.parent().and_then(Path::file_name).unwrap_or_default();
         let size = fs::metadata(path).map_or(0, |m| m.len());
-        row(
-            &format!("minehound scan, {} ({} MiB)", profile.display(), size >> 20),
-            best,
+        let name = format!("minehound scan, {} ({} MiB)", profile.display(), size >> 20);
+        row(&format!("{name}, cold"), cold_process);
+        row(&format!("{name}, warm"), warm_process);
+        println!(
+            "{:<46} {:>7.2} % of the cold process ({:.1} ms)",
+            "  warm process / cold process",
+            100.0 * warm_process.as_secs_f64() / cold_process.as_secs_f64(),
+            warm_process.as_secs_f64() * 1000.0
         );
     }
 }
 
 /// The best of three `BINARY scan TARGET` runs of each binary, taking turns so
 /// that a change in the machine's load falls on all of them alike.
-fn time_binaries(binaries: &[&str], target: &str) -> Vec<Duration> {
+/// With `cache`, on the layer cache there (`--cache-dir`), else with none.
+fn time_binaries(binaries: &[&str], target: &str, cache: Option<&Path>) -> Vec<Duration> {
     let mut best = vec![Duration::MAX; binaries.len()];
     for _ in 0..3 {
         for (binary, best) in binaries.iter().zip(&mut best) {
+            let mut command = Command::new(binary);
+            command.args(["scan", "--no-config", "--no-progress", "--quiet"]);
+            match cache {
+                Some(dir) => command.arg("--cache-dir").arg(dir),
+                None => command.arg("--no-cache"),
+            };
             let t = Instant::now();
-            let status = Command::new(binary)
-                .args([
-                    "scan",
-                    "--no-config",
-                    "--no-cache",
-                    "--no-progress",
-                    "--quiet",
-                ])
+            let status = command
                 .args(["--format", "json", "--output", "/dev/null", target])
                 .status()
                 .unwrap_or_else(|e| panic!("{binary}: {e}"));

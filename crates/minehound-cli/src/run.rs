@@ -393,9 +393,10 @@ fn cache(args: CacheArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     let cache = minehound::LayerCache::open(&dir)?;
     let describe = |usage: minehound::CacheUsage| {
         format!(
-            "{} layer results, {} blob stamps, {:.1} MiB",
+            "{} layer results, {} file stamps, {} compiled rule sets, {:.1} MiB",
             usage.layers,
             usage.stamps,
+            usage.rules,
             usage.bytes as f64 / f64::from(1 << 20)
         )
     };

@@ -43,7 +43,7 @@ pub use error::Error;
 pub use hashes::{HashEntry, HashList};
 pub use hiding::{HIDDEN_PATH_RULE, hidden_path, hiding_place};
 pub use minehound_report::Severity;
-pub use signatures::{Confirm, RuleInfo, Signatures, SignaturesBuilder};
+pub use signatures::{CompiledRulesStore, Confirm, RuleInfo, Signatures, SignaturesBuilder};
 
 /// The rules minehound's own detectors report, beside the YARA rules of a
 /// signature set: each is documented in `signatures/README.md` like them.

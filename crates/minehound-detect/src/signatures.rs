@@ -156,13 +156,53 @@ impl SignaturesBuilder {
     /// Compiles everything. A rule that does not compile is an error naming its
     /// file and line; nothing is silently dropped.
     pub fn build(self) -> Result<Signatures, Error> {
+        let inputs = self.read_inputs()?;
+        let rules = inputs.compile()?;
+        inputs.assemble(rules, None)
+    }
+
+    /// [`build`](Self::build), but the compiled rules are taken from `store`
+    /// when it holds them for these very inputs and this `engine` (whatever
+    /// else the compiled form depends on: the build of the program), and put
+    /// there when it does not. Compiling the bundled set is most of a warm
+    /// rescan's cost; loading it is not. A set whose rules `include` other
+    /// files is always compiled, since its inputs are not all known here.
+    /// Loaded rules give the same fingerprint, so the same cache keys and
+    /// verdicts, as compiled ones.
+    pub fn build_with_store(
+        self,
+        store: &dyn CompiledRulesStore,
+        engine: &str,
+    ) -> Result<Signatures, Error> {
+        let inputs = self.read_inputs()?;
+        if inputs.has_includes() {
+            return inputs.assemble(inputs.compile()?, None);
+        }
+        let key = inputs.store_key(engine);
+        if let Some(stored) = store.load(&key)
+            && let Ok(rules) = yara_x::Rules::deserialize(&stored)
+            // Rules that load but do not check out are compiled again.
+            && let Ok(signatures) = inputs.assemble(rules, Some(&stored))
+        {
+            return Ok(signatures);
+        }
+        let rules = inputs.compile()?;
+        let serialized = rules.serialize().ok();
+        if let Some(bytes) = &serialized {
+            store.store(&key, bytes);
+        }
+        inputs.assemble(rules, serialized.as_deref())
+    }
+
+    /// Reads every rule and hash list file.
+    fn read_inputs(self) -> Result<Inputs, Error> {
         let mut sources: Vec<(String, String)> = Vec::new();
         if self.bundled {
             for (label, text) in BUNDLED_RULES {
                 sources.push((label.to_string(), text.to_string()));
             }
         }
-        let mut extra_files = Vec::new();
+        let mut rule_files_read = Vec::new();
         for path in &self.rule_paths {
             for file in rule_files(path)? {
                 let text = fs::read_to_string(&file).map_err(|source| Error::Read {
@@ -170,17 +210,85 @@ impl SignaturesBuilder {
                     source,
                 })?;
                 sources.push((file.display().to_string(), text));
-                extra_files.push(file);
+                rule_files_read.push(file);
             }
         }
+        let mut hash_lists: Vec<(PathBuf, String)> = Vec::new();
+        if self.bundled {
+            for (label, text) in BUNDLED_HASHES {
+                hash_lists.push((PathBuf::from(label), text.to_string()));
+            }
+        }
+        for path in &self.hash_paths {
+            let text = fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            hash_lists.push((path.clone(), text));
+        }
+        Ok(Inputs {
+            bundled: self.bundled,
+            sources,
+            rule_files: rule_files_read,
+            hash_lists,
+            hash_paths: self.hash_paths,
+        })
+    }
+}
 
+/// Where compiled rules may be kept between processes: yara-x compiles the
+/// bundled set in about 0.4 s, which every process would pay before reading
+/// a byte. Whoever can write the store decides what the rules are, so it must
+/// be as private as a layer cache.
+pub trait CompiledRulesStore {
+    /// The bytes stored under `key`, if any.
+    fn load(&self, key: &str) -> Option<Vec<u8>>;
+    /// Keeps `bytes` under `key`; a failure only costs a later compile.
+    fn store(&self, key: &str, bytes: &[u8]);
+}
+
+/// Everything a signature set is made from, read but not compiled.
+struct Inputs {
+    bundled: bool,
+    /// `(origin, text)` of each rule file, bundled first.
+    sources: Vec<(String, String)>,
+    rule_files: Vec<PathBuf>,
+    /// `(path or label, text)` of each hash list, bundled first.
+    hash_lists: Vec<(PathBuf, String)>,
+    hash_paths: Vec<PathBuf>,
+}
+
+impl Inputs {
+    /// Whether a rule file may pull in other files (a conservative guess:
+    /// any line starting with `include`).
+    fn has_includes(&self) -> bool {
+        self.sources.iter().any(|(_, text)| {
+            text.lines()
+                .any(|line| line.trim_start().starts_with("include"))
+        })
+    }
+
+    /// The key of these inputs' compiled rules under `engine`.
+    fn store_key(&self, engine: &str) -> String {
+        let mut key = Sha256::new();
+        key.update(b"minehound compiled rules v1\0");
+        for part in [engine.as_bytes()].into_iter().chain(
+            self.sources
+                .iter()
+                .flat_map(|(o, t)| [o.as_bytes(), t.as_bytes()]),
+        ) {
+            key.update((part.len() as u64).to_le_bytes());
+            key.update(part);
+        }
+        hex::encode(key.finalize())
+    }
+
+    fn compile(&self) -> Result<yara_x::Rules, Error> {
         let mut compiler = yara_x::Compiler::new();
         compiler.colorize_errors(false);
-        let mut namespaces = Vec::new();
-        for (index, (origin, text)) in sources.iter().enumerate() {
+        for (index, (origin, text)) in self.sources.iter().enumerate() {
             // One namespace per file: rule names from different files never clash.
-            let namespace = format!("f{index}");
-            compiler.new_namespace(&namespace);
+            compiler.new_namespace(&namespace(index));
             let source = yara_x::SourceCode::from(text.as_str()).with_origin(origin.clone());
             compiler
                 .add_source(source)
@@ -188,16 +296,25 @@ impl SignaturesBuilder {
                     path: PathBuf::from(origin),
                     message: e.to_string(),
                 })?;
-            namespaces.push((namespace, origin.clone()));
         }
-        let rules = compiler.build();
+        Ok(compiler.build())
+    }
 
+    /// The signatures made of these inputs and their compiled `rules`, whose
+    /// serialized form is `serialized` when the caller has it already.
+    fn assemble(
+        &self,
+        rules: yara_x::Rules,
+        serialized: Option<&[u8]>,
+    ) -> Result<Signatures, Error> {
         let mut infos = HashMap::new();
         for rule in rules.iter() {
-            let origin = namespaces
-                .iter()
-                .find(|(ns, _)| ns == rule.namespace())
-                .map(|(_, o)| o.clone())
+            let origin = rule
+                .namespace()
+                .strip_prefix('f')
+                .and_then(|index| index.parse::<usize>().ok())
+                .and_then(|index| self.sources.get(index))
+                .map(|(origin, _)| origin.clone())
                 .unwrap_or_default();
             let info = rule_info(&rule, origin.clone()).map_err(|message| Error::RuleCompile {
                 path: PathBuf::from(origin),
@@ -215,30 +332,25 @@ impl SignaturesBuilder {
                 fingerprint.update(part);
             }
         };
-        for (_, text) in &sources {
+        for (_, text) in &self.sources {
             fingerprint_part("rules", text.as_bytes());
         }
         // The compiled form too: it covers files pulled in with `include`.
-        if let Ok(compiled) = rules.serialize() {
-            fingerprint_part("compiled", &compiled);
+        let serialized = match serialized {
+            Some(bytes) => Some(std::borrow::Cow::Borrowed(bytes)),
+            None => rules.serialize().ok().map(std::borrow::Cow::Owned),
+        };
+        if let Some(compiled) = &serialized {
+            fingerprint_part("compiled", compiled);
         }
         let mut hashes = HashList::default();
-        if self.bundled {
-            for (label, text) in BUNDLED_HASHES {
-                hashes.parse(Path::new(label), text)?;
-                fingerprint_part("hashes", text.as_bytes());
-            }
-        }
-        for path in &self.hash_paths {
-            let text = fs::read_to_string(path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            hashes.parse(path, &text)?;
+        for (path, text) in &self.hash_lists {
+            hashes.parse(path, text)?;
             fingerprint_part("hashes", text.as_bytes());
-            extra_files.push(path.clone());
         }
 
+        let mut extra_files = self.rule_files.clone();
+        extra_files.extend(self.hash_paths.iter().cloned());
         Ok(Signatures {
             rules,
             infos,
@@ -248,6 +360,11 @@ impl SignaturesBuilder {
             fingerprint: hex::encode(fingerprint.finalize()),
         })
     }
+}
+
+/// The namespace of the rule file at `index`.
+fn namespace(index: usize) -> String {
+    format!("f{index}")
 }
 
 /// A rule file, or the `.yar` / `.yara` files under a directory (sorted).
@@ -351,8 +468,93 @@ mod tests {
         assert_ne!(before.fingerprint(), a.fingerprint());
     }
 
+    /// A store in memory that counts what goes in and out.
+    #[derive(Default)]
+    struct Memory {
+        entries: std::sync::Mutex<HashMap<String, Vec<u8>>>,
+        stored: std::sync::atomic::AtomicUsize,
+    }
+
+    impl CompiledRulesStore for Memory {
+        fn load(&self, key: &str) -> Option<Vec<u8>> {
+            self.entries.lock().unwrap().get(key).cloned()
+        }
+        fn store(&self, key: &str, bytes: &[u8]) {
+            self.stored
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.entries
+                .lock()
+                .unwrap()
+                .insert(key.to_string(), bytes.to_vec());
+        }
+    }
+
+    #[test]
+    fn stored_rules_are_keyed_by_every_rule_text_and_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Memory::default();
+        let stored = || store.stored.load(std::sync::atomic::Ordering::SeqCst);
+        let user = dir.path().join("user.yar");
+        std::fs::write(
+            &user,
+            "rule user_a { strings: $a = \"aaaa\" condition: $a }\n",
+        )
+        .unwrap();
+        let with_user = || SignaturesBuilder::new().rules(&user);
+        let first = with_user().build_with_store(&store, "engine 1").unwrap();
+        assert_eq!(stored(), 1);
+        let again = with_user().build_with_store(&store, "engine 1").unwrap();
+        assert_eq!(stored(), 1, "loaded, not compiled again");
+        assert_eq!(again.fingerprint(), first.fingerprint());
+        assert_eq!(again.rules(), first.rules());
+        assert_eq!(again.extra_files(), first.extra_files());
+
+        // Loaded rules find what compiled ones find.
+        let data = b"xx aaaa xx";
+        let found = |s: &Signatures| {
+            Detector::new(s)
+                .check(crate::FileKind::Text, data)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.rule)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found(&again), vec!["user_a".to_string()]);
+        assert_eq!(found(&again), found(&first));
+
+        // Another engine, or an edited rule: a new entry.
+        with_user().build_with_store(&store, "engine 2").unwrap();
+        assert_eq!(stored(), 2);
+        std::fs::write(
+            &user,
+            "rule user_b { strings: $b = \"bbbb\" condition: $b }\n",
+        )
+        .unwrap();
+        let edited = with_user().build_with_store(&store, "engine 1").unwrap();
+        assert_eq!(stored(), 3);
+        assert_ne!(edited.fingerprint(), first.fingerprint());
+
+        // Rules that include files are compiled every time: the included
+        // file's text is not part of any key.
+        let included = dir.path().join("inc.yar");
+        std::fs::write(&included, "rule inc { condition: false }\n").unwrap();
+        let top = dir.path().join("top.yar");
+        std::fs::write(&top, format!("include \"{}\"\n", included.display())).unwrap();
+        let before = SignaturesBuilder::new()
+            .rules(&top)
+            .build_with_store(&store, "engine 1")
+            .unwrap();
+        std::fs::write(&included, "rule inc { condition: true }\n").unwrap();
+        let after = SignaturesBuilder::new()
+            .rules(&top)
+            .build_with_store(&store, "engine 1")
+            .unwrap();
+        assert_eq!(stored(), 3, "nothing stored");
+        assert_ne!(before.fingerprint(), after.fingerprint());
+    }
+
     use super::*;
-    use crate::DETECTOR_RULES;
+    use crate::{DETECTOR_RULES, Detector};
 
     const README: &str = include_str!("../../../signatures/README.md");
 

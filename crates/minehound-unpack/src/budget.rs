@@ -81,6 +81,25 @@ impl MemoryBudget {
     }
 }
 
+impl MemoryBudget {
+    /// Reserves `bytes` if they are free now, never waiting: for work that
+    /// can be done another way when there is no room (a file checked where it
+    /// was read rather than handed to another worker).
+    pub fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
+        let mut free = self.state.free.lock().unwrap_or_else(|e| e.into_inner());
+        if *free < i128::from(bytes) {
+            return None;
+        }
+        *free -= i128::from(bytes);
+        drop(free);
+        HELD.set(HELD.get() + bytes);
+        Some(Reservation {
+            state: Arc::clone(&self.state),
+            bytes,
+        })
+    }
+}
+
 impl Default for MemoryBudget {
     /// [`MemoryBudget::DEFAULT`].
     fn default() -> Self {
@@ -128,6 +147,28 @@ impl Reservation {
         *self.state.free.lock().unwrap_or_else(|e| e.into_inner()) -= i128::from(more);
         HELD.set(HELD.get() + more);
         self.bytes = bytes;
+    }
+}
+
+impl Reservation {
+    /// Hands the reserved bytes to another thread (a file checked by another
+    /// worker): this thread no longer counts them as held, so it may wait
+    /// for room again. The receiver calls [`HandedOver::take_up`].
+    pub fn hand_over(self) -> HandedOver {
+        HELD.set(HELD.get().saturating_sub(self.bytes));
+        HandedOver(self)
+    }
+}
+
+/// A [`Reservation`] on its way to another thread.
+#[must_use = "the bytes go back when the reservation is dropped"]
+pub struct HandedOver(Reservation);
+
+impl HandedOver {
+    /// The reservation, now held by this thread.
+    pub fn take_up(self) -> Reservation {
+        HELD.set(HELD.get() + self.0.bytes);
+        self.0
     }
 }
 
@@ -193,6 +234,33 @@ mod tests {
         drop(first);
         assert_eq!(waiter.join().unwrap(), 60);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_reservation_handed_to_another_thread_is_held_there() {
+        let budget = MemoryBudget::new(100);
+        let handed = budget.reserve(80).hand_over();
+        // This thread holds nothing now: a new reservation would wait.
+        assert_eq!(HELD.get(), 0);
+        let other = budget.clone();
+        let receiver = std::thread::spawn(move || {
+            let held = handed.take_up();
+            assert_eq!(HELD.get(), 80);
+            // Held here: a nested reservation does not wait.
+            let nested = other.reserve(50);
+            drop((nested, held));
+            HELD.get()
+        });
+        assert_eq!(receiver.join().unwrap(), 0);
+        assert_eq!(budget.in_use(), 0);
+
+        let most = budget.try_reserve(90).expect("room for 90");
+        assert!(
+            budget.try_reserve(20).is_none(),
+            "never waits, never overdraws"
+        );
+        drop(most);
+        assert!(budget.try_reserve(20).is_some());
     }
 
     #[test]

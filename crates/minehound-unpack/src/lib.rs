@@ -50,7 +50,7 @@ mod path;
 mod read_ahead;
 mod walk;
 
-pub use budget::{MemoryBudget, Reservation};
+pub use budget::{HandedOver, MemoryBudget, Reservation};
 pub use compression::{Compression, LimitExceeded, decompress};
 pub use error::Error;
 pub use hashing::HashingReader;

@@ -21,6 +21,7 @@ pub struct ScannerBuilder {
     tasks: Option<usize>,
     cache: Option<Arc<LayerCache>>,
     file_timeout: Duration,
+    share_files: bool,
 }
 
 impl Default for ScannerBuilder {
@@ -39,6 +40,7 @@ impl ScannerBuilder {
             tasks: None,
             cache: None,
             file_timeout: minehound_detect::DEFAULT_FILE_TIMEOUT,
+            share_files: true,
         }
     }
 
@@ -93,6 +95,16 @@ impl ScannerBuilder {
         self
     }
 
+    /// Whether idle workers help check the files of a layer another worker
+    /// reads (default: yes): an image of one large layer then uses every
+    /// core for its checks. Off, each layer's files are checked by the
+    /// worker reading it, with a thread inflating ahead of it when a worker
+    /// is idle. Reports are the same either way; this is for comparisons.
+    pub fn share_files(mut self, yes: bool) -> Self {
+        self.share_files = yes;
+        self
+    }
+
     /// Worker threads (default: the number of cores).
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = Some(jobs.max(1));
@@ -118,9 +130,23 @@ impl ScannerBuilder {
         self
     }
 
-    /// Compiles the signatures and starts the worker pool.
+    /// Compiles the signatures (or, with a [`cache`](Self::cache), loads
+    /// them as this build compiled them before) and starts the worker pool.
     pub fn build(self) -> Result<Scanner, Error> {
-        let signatures = self.signatures.build()?;
+        // Everything besides the layer's bytes that a layer's result depends
+        // on: the engine (this very build, so a fix or a dependency update
+        // never serves an old verdict), the signatures, the limits.
+        let engine = match &self.cache {
+            Some(cache) => crate::version::build_id_cached(cache),
+            None => "",
+        };
+        let signatures = match &self.cache {
+            // Compiled rules are only safe to load into the build that wrote them.
+            Some(cache) if !engine.is_empty() => {
+                self.signatures.build_with_store(&**cache, engine)?
+            }
+            _ => self.signatures.build()?,
+        };
         let jobs = self
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -130,13 +156,6 @@ impl ScannerBuilder {
             .build()
             .map_err(|source| Error::Workers { jobs, source })?;
         let l = &self.limits;
-        // Everything besides the layer's bytes that a layer's result depends
-        // on: the engine (this very build, so a fix or a dependency update
-        // never serves an old verdict), the signatures, the limits.
-        let engine = match &self.cache {
-            Some(_) => crate::version::build_id(),
-            None => "",
-        };
         let cache_settings = format!(
             "minehound {} {engine}; signatures {}; limits {} {} {} {}",
             env!("CARGO_PKG_VERSION"),
@@ -150,6 +169,9 @@ impl ScannerBuilder {
             signatures: Arc::new(signatures),
             limits: self.limits,
             pool: Arc::new(pool),
+            busy: Arc::default(),
+            files_shared: Arc::default(),
+            share_files: self.share_files,
             tasks: TaskPool::new(self.tasks.unwrap_or(jobs)),
             cache: self.cache,
             file_timeout: self.file_timeout,

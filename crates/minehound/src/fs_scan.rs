@@ -11,7 +11,8 @@ use std::sync::Arc;
 use minehound_oci::{BlobLocation, Image, Layer};
 use minehound_unpack::{FileEntry, Visitor};
 
-use crate::layer::{FileChecker, FileFinding, LayerScan, SkippedFile};
+use crate::file_check::{FileChecker, error_chain};
+use crate::layer::{FileFinding, LayerScan, SkippedFile};
 use crate::merge::ScannedImage;
 use crate::{Error, Scanner};
 
@@ -165,7 +166,7 @@ fn check_path(checker: &mut FileChecker<'_, '_>, path: &Path, shown: &str, max: 
                 depth: 0,
             });
             if let Err(err) = outcome {
-                checker.skipped(shown, size, &crate::layer::error_chain(&err));
+                checker.skipped(shown, size, &error_chain(&err));
             }
         }
         Err(err) => checker.skipped(shown, 0, &format!("cannot read: {err}")),

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use minehound_detect::{Detector, Signatures};
 use minehound_oci::{BlobLocation, BlobStore, Image, Layer, Opened, Pushed, RegistryOptions};
@@ -14,7 +14,8 @@ use rayon::prelude::*;
 
 use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
-use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob, scan_layer_blob_ahead};
+use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob_ahead, scan_layer_blob_helped};
+use crate::layer_share::Helpers;
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Watch, WatchedReader};
 use crate::task_pool::TaskPool;
@@ -28,6 +29,12 @@ pub struct Scanner {
     pub(crate) limits: Limits,
     /// Workers: layers and files in parallel.
     pub(crate) pool: Arc<rayon::ThreadPool>,
+    /// Workers at work on layers or on their files, across every scan.
+    pub(crate) busy: Arc<AtomicUsize>,
+    /// Files checked by a worker other than their layer's reader.
+    pub(crate) files_shared: Arc<AtomicU64>,
+    /// Whether idle workers help check the files of layers being read.
+    pub(crate) share_files: bool,
     /// Task threads: blocking calls started from async code.
     pub(crate) tasks: Arc<TaskPool>,
     pub(crate) cache: Option<Arc<LayerCache>>,
@@ -187,16 +194,23 @@ impl Scanner {
         }
     }
 
+    /// Files of a layer checked by a worker other than the one reading the
+    /// layer, since this scanner was built: how much of the work on large
+    /// layers spread over idle workers. Reports are the same either way.
+    pub fn files_shared(&self) -> u64 {
+        self.files_shared.load(Ordering::Relaxed)
+    }
+
     /// A detector over this scanner's signatures, with its time limit per file.
     pub(crate) fn detector(&self) -> Detector<'_> {
         Detector::with_timeout(&self.signatures, self.file_timeout)
     }
 
     /// Runs `f` with a fresh detector on each worker of the pool.
-    pub(crate) fn par_map<T: Sync, R: Send>(
-        &self,
+    pub(crate) fn par_map<'a, T: Sync, R: Send>(
+        &'a self,
         items: &[T],
-        f: impl Fn(&mut Detector<'_>, &T) -> R + Sync + Send,
+        f: impl Fn(&mut Detector<'a>, &T) -> R + Sync + Send,
     ) -> Vec<R> {
         self.pool.install(|| {
             items
@@ -294,9 +308,20 @@ impl Scanner {
             .collect();
         let cached = results.len() as u64;
         let scanned = to_scan.len() as u64;
-        let (started, busy) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let started = AtomicUsize::new(0);
         let late_hits = AtomicUsize::new(0);
         let jobs = self.pool.current_num_threads();
+        // Once every layer has a worker, idle workers help check the files
+        // of those still being read.
+        let detector = || self.detector();
+        let layers_waiting = || started.load(Ordering::SeqCst) < to_scan.len();
+        let helpers = Helpers {
+            jobs,
+            busy: &self.busy,
+            shared: &self.files_shared,
+            detector: &detector,
+            layers_waiting: &layers_waiting,
+        };
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
             if watch.cancelled() {
                 return (layer.location.clone(), Err(LayerError::Cancelled));
@@ -327,7 +352,7 @@ impl Scanner {
             // a worker is idle (an image of one large layer, say); `--jobs`
             // still bounds the busy threads.
             let last = started.fetch_add(1, Ordering::SeqCst) + 1 == to_scan.len();
-            let now_busy = busy.fetch_add(1, Ordering::SeqCst) + 1;
+            let now_busy = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
             let ahead = last && now_busy < jobs;
             let name = layer_name(layer);
             // Stamped before reading, so a change while reading shows later.
@@ -344,7 +369,13 @@ impl Scanner {
                         layer: &name,
                         watch,
                     };
-                    let scan = self.scan_blob(reader, detector, ahead);
+                    // Idle workers help with the files; a thread inflates
+                    // ahead only where there are cores to spare for it: on
+                    // two, three busy threads only slow the inflating down.
+                    let scan = match self.share_files {
+                        true => self.scan_blob(reader, detector, ahead, Some(&helpers)),
+                        false => self.scan_blob(reader, detector, ahead, None),
+                    };
                     if let Some(progress) = watch.progress {
                         for finding in scan.iter().flat_map(|s| &s.findings) {
                             progress.finding(&name, finding);
@@ -361,7 +392,7 @@ impl Scanner {
                 cache.put(key, scan);
                 self.remember_blob(stamp.as_ref());
             }
-            busy.fetch_sub(1, Ordering::SeqCst);
+            self.busy.fetch_sub(1, Ordering::SeqCst);
             (layer.location.clone(), scan.map(Arc::new))
         }));
         if watch.cancelled() {
@@ -376,19 +407,23 @@ impl Scanner {
     }
 
     /// Scans a layer blob; `ahead` asks for inflating it on a thread of its
-    /// own, ahead of the checks, when more than one thread is allowed.
-    pub(crate) fn scan_blob(
-        &self,
+    /// own, ahead of the checks, when more than one thread is allowed, and
+    /// `helpers` (called on a worker of the pool) lets idle workers check
+    /// its files too.
+    pub(crate) fn scan_blob<'s>(
+        &'s self,
         blob: impl Read + Send,
-        detector: &mut Detector<'_>,
+        detector: &mut Detector<'s>,
         ahead: bool,
+        helpers: Option<&Helpers<'_, 's>>,
     ) -> Result<LayerScan, LayerError> {
-        let threaded = ahead && self.pool.current_num_threads() > 1;
+        let threads = self.pool.current_num_threads() > 1;
+        let (ahead, helpers) = (ahead && threads, helpers.filter(|_| threads));
         contain_layer_panic(detector, |detector| {
-            if threaded {
-                scan_layer_blob_ahead(blob, detector, &self.limits)
+            if ahead {
+                scan_layer_blob_ahead(blob, detector, &self.limits, helpers)
             } else {
-                scan_layer_blob(blob, detector, &self.limits)
+                scan_layer_blob_helped(blob, detector, &self.limits, helpers)
             }
         })
     }
@@ -520,7 +555,7 @@ pub(crate) fn take_shared(
         Ok(scan) => Ok(Arc::clone(scan)),
         Err(err) => Err(LayerError::Again {
             kind: err.kind(),
-            message: crate::layer::error_chain(err),
+            message: crate::file_check::error_chain(err),
         }),
     };
     results.insert(location.clone(), copy);

@@ -12,7 +12,8 @@ use minehound_oci::{
 };
 use minehound_report::{Report, SkippedImage, StorageReport, StoredImage};
 
-use crate::layer::{LayerScan, error_chain};
+use crate::file_check::error_chain;
+use crate::layer::LayerScan;
 use crate::progress::{CancelToken, Progress, Watch};
 use crate::scanner::{assemble, take_shared};
 use crate::{Error, LayerError, Scanner};

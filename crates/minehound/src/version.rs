@@ -108,14 +108,34 @@ impl Scanner {
 /// any change to the code or its dependencies. Empty if the executable
 /// cannot be read.
 pub(crate) fn build_id() -> &'static str {
-    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BUILD.get_or_init(|| {
-        std::env::current_exe()
-            .and_then(std::fs::File::open)
-            .and_then(|exe| minehound_unpack::HashingReader::new(exe).finish())
-            .map(|(digest, _)| digest)
+        current_exe()
+            .and_then(|exe| hash_file(&exe))
             .unwrap_or_default()
     })
+}
+
+/// [`build_id`], taken from `cache`'s stamp of the executable when it has
+/// one: hashing a large executable took most of a warm rescan's time.
+pub(crate) fn build_id_cached(cache: &crate::LayerCache) -> &'static str {
+    BUILD.get_or_init(|| {
+        current_exe()
+            .and_then(|exe| cache.file_digest(&exe, || hash_file(&exe)))
+            .unwrap_or_default()
+    })
+}
+
+static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn current_exe() -> Option<std::path::PathBuf> {
+    std::env::current_exe().ok()
+}
+
+fn hash_file(path: &std::path::Path) -> Option<String> {
+    std::fs::File::open(path)
+        .and_then(|file| minehound_unpack::HashingReader::new(file).finish())
+        .map(|(digest, _)| digest)
+        .ok()
 }
 
 #[cfg(test)]

@@ -197,6 +197,13 @@ fn processes_share_one_cache_and_a_damaged_cache_costs_only_a_rescan() {
         }
     }
     assert!(entries.len() >= 4, "one entry per unique layer");
+    // And the compiled rules: a damaged set is compiled again.
+    for fan_out in fs::read_dir(cache.join("rules-v1")).unwrap() {
+        for entry in fs::read_dir(fan_out.unwrap().path()).unwrap() {
+            entries.push(entry.unwrap().path());
+        }
+    }
+    assert_eq!(entries.len(), 5, "four layers and one compiled rule set");
     for (i, path) in entries.iter().enumerate() {
         let mut bytes = fs::read(path).unwrap();
         match i % 3 {
@@ -211,6 +218,10 @@ fn processes_share_one_cache_and_a_damaged_cache_costs_only_a_rescan() {
     }
     let after = cached_scan(&cache, &demo, &[], 1);
     assert_eq!(after["findings"], good["findings"]);
+    assert_eq!(
+        after["signatures"], good["signatures"],
+        "the same signatures"
+    );
     assert_eq!(
         after["stats"]["layers_cached"], 0,
         "damaged entries are misses"
@@ -248,6 +259,10 @@ fn pruning_drops_the_least_recently_used_layers_first() {
         info.contains(": 4 layer results"),
         "three demo layers and the derived image's own: {info}"
     );
+    assert!(
+        info.contains(" 1 compiled rule sets"),
+        "the bundled rules, once: {info}"
+    );
 
     let pruned = cache_command(&cache, &["prune", "--older-than", "2s"]);
     assert!(pruned.starts_with("removed 2 layer results"), "{pruned}");
@@ -260,7 +275,10 @@ fn pruning_drops_the_least_recently_used_layers_first() {
     let cleared = cache_command(&cache, &["clear"]);
     assert!(cleared.starts_with("removed 4 layer results"), "{cleared}");
     let info = cache_command(&cache, &["info"]);
-    assert!(info.contains(": 0 layer results, 0 blob stamps"), "{info}");
+    assert!(
+        info.contains(": 0 layer results, 0 file stamps, 0 compiled rule sets"),
+        "{info}"
+    );
 
     minehound()
         .args(["cache", "prune", "--cache-dir"])

@@ -105,6 +105,16 @@ fn a_panic_in_any_component_fails_only_that_file_and_the_scan_exits_2() {
         assert_contained(run, &json_of(&output.stdout));
     }
 
+    // Files spread over idle workers (the faults' layer is the last one
+    // read): the report one worker writes, the failed files included.
+    let alone = exits_2(json_scan(&["--jobs", "1"]).arg(&target));
+    let spread = exits_2(json_scan(&["--jobs", "4"]).arg(&target));
+    assert_eq!(
+        json_of(&spread.stdout),
+        json_of(&alone.stdout),
+        "four workers, one worker"
+    );
+
     // A piped archive goes through the spooling workers: the same.
     let mut archive = Vec::new();
     write_docker_archive_classic(&mut archive, &image, &["faults:latest"]).unwrap();
@@ -305,7 +315,9 @@ fn a_hostile_storm_never_takes_the_service_down() {
             "--admission-budget",
             "3s",
             "--job-timeout",
-            "6s",
+            // Under the stalling file's 20 s, above what the slowest hostile
+            // image needs on a loaded machine.
+            "15s",
             "--workers",
             "4",
             "--memory-budget",

@@ -6,5 +6,6 @@ mod formats;
 mod hostile;
 mod real_samples;
 mod registry;
+mod sharing;
 mod storage;
 mod support;

@@ -29,17 +29,25 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
-use minehound_detect::{Detection, Severity};
-use minehound_oci::BlobFile;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::layer::{FileFinding, LayerScan, SkippedFile};
+use crate::layer::LayerScan;
+
+mod entry;
+mod rules;
+mod stamp;
+
+use entry::{decode, encode};
+pub(crate) use stamp::BlobStamp;
 
 /// Subdirectory of the cache directory; a new entry format gets a new one.
 const ENTRIES: &str = "layers-v1";
 /// Subdirectory for stamps of local blob files already hashed.
 const STAMPS: &str = "stamps-v1";
+/// Subdirectory for compiled signature sets (see [`rules`]).
+const RULES: &str = "rules-v1";
+/// Subdirectory for stamps of executables already hashed (the build id).
+const BUILDS: &str = "builds-v1";
 /// A file changed more recently than this is not stamped.
 const SETTLE_TIME: Duration = Duration::from_secs(2);
 
@@ -48,6 +56,8 @@ const SETTLE_TIME: Duration = Duration::from_secs(2);
 pub struct LayerCache {
     dir: PathBuf,
     stamps: PathBuf,
+    rules: PathBuf,
+    builds: PathBuf,
     /// Layers some scan in this process is reading now.
     in_flight: InFlight,
 }
@@ -116,18 +126,25 @@ impl LayerCache {
     pub fn open(dir: &Path) -> Result<LayerCache, CacheError> {
         let entries = dir.join(ENTRIES);
         let stamps = dir.join(STAMPS);
+        let rules = dir.join(RULES);
+        let builds = dir.join(BUILDS);
         let fail = |source| CacheError {
             path: dir.to_path_buf(),
             source,
         };
         create_private_dir(&entries).map_err(fail)?;
         create_private_dir(&stamps).map_err(fail)?;
-        for d in [dir, entries.as_path(), stamps.as_path()] {
+        create_private_dir(&rules).map_err(fail)?;
+        create_private_dir(&builds).map_err(fail)?;
+        let dirs = [&entries, &stamps, &rules, &builds];
+        for d in [dir].into_iter().chain(dirs.map(PathBuf::as_path)) {
             check_private(d).map_err(fail)?;
         }
         Ok(LayerCache {
             dir: entries,
             stamps,
+            rules,
+            builds,
             in_flight: InFlight::default(),
         })
     }
@@ -216,7 +233,7 @@ impl LayerCache {
         }
     }
 
-    /// How many entries (layer results and blob stamps) the cache holds, and
+    /// How many entries (layer results, file stamps, compiled rules) the cache holds, and
     /// their bytes.
     pub fn usage(&self) -> std::io::Result<CacheUsage> {
         let mut usage = CacheUsage::default();
@@ -259,7 +276,13 @@ impl LayerCache {
     /// Every file under the entry and stamp directories.
     fn files(&self) -> std::io::Result<Vec<CacheFile>> {
         let mut out = Vec::new();
-        for (top, stamp) in [(&self.dir, false), (&self.stamps, true)] {
+        let tops = [
+            (&self.dir, EntryKind::Layer),
+            (&self.stamps, EntryKind::Stamp),
+            (&self.rules, EntryKind::Rules),
+            (&self.builds, EntryKind::Stamp),
+        ];
+        for (top, kind) in tops {
             for fan in fs::read_dir(top)? {
                 let fan = fan?;
                 if !fan.file_type()?.is_dir() {
@@ -272,7 +295,7 @@ impl LayerCache {
                     if meta.is_file() {
                         out.push(CacheFile {
                             path: entry.path(),
-                            stamp,
+                            kind,
                             bytes: meta.len(),
                             used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                         });
@@ -321,87 +344,41 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A local blob file as it is now: what it is, how big, when last changed.
-#[derive(Debug, Clone)]
-pub(crate) struct BlobStamp {
-    key: [u8; 32],
-    digest: String,
-    /// Changed long enough ago for the stamp to tell a later change.
-    settled: bool,
-}
-
-impl BlobStamp {
-    /// The stamp of the file holding blob `digest`; take it before reading.
-    #[cfg(unix)]
-    pub(crate) fn of(file: &BlobFile, digest: &str) -> Option<BlobStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let path = file.path.canonicalize().ok()?;
-        let meta = fs::metadata(&path).ok()?;
-        let mut hash = Sha256::new();
-        hash.update(b"minehound blob stamp v1\0");
-        hash.update(path.as_os_str().as_encoded_bytes());
-        hash.update([0]);
-        let (offset, len) = file.range.unwrap_or((0, meta.size()));
-        let numbers = [
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime() as u64,
-            meta.mtime_nsec() as u64,
-            meta.ctime() as u64,
-            meta.ctime_nsec() as u64,
-            offset,
-            len,
-        ];
-        for n in numbers {
-            hash.update(n.to_le_bytes());
-        }
-        hash.update(digest.as_bytes());
-        let changed = SystemTime::UNIX_EPOCH
-            + Duration::new(meta.ctime().max(meta.mtime()).max(0) as u64, 0)
-            + Duration::from_secs(1);
-        let settled = SystemTime::now()
-            .duration_since(changed)
-            .is_ok_and(|age| age >= SETTLE_TIME);
-        Some(BlobStamp {
-            key: hash.finalize().into(),
-            digest: digest.to_string(),
-            settled,
-        })
-    }
-
-    /// Without inode and change time there is no trustworthy stamp.
-    #[cfg(not(unix))]
-    pub(crate) fn of(_file: &BlobFile, _digest: &str) -> Option<BlobStamp> {
-        None
-    }
-}
-
 /// A count of cache entries and their bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheUsage {
     /// Layer results.
     pub layers: u64,
-    /// Stamps of local blob files known to match their digests.
+    /// Stamps of local files already hashed: layer blobs known to match
+    /// their digests, the executable.
     pub stamps: u64,
-    /// Total size of both.
+    /// Compiled signature sets.
+    pub rules: u64,
+    /// Total size of them all.
     pub bytes: u64,
 }
 
 impl CacheUsage {
     fn add(&mut self, file: &CacheFile) {
-        if file.stamp {
-            self.stamps += 1;
-        } else {
-            self.layers += 1;
+        match file.kind {
+            EntryKind::Layer => self.layers += 1,
+            EntryKind::Stamp => self.stamps += 1,
+            EntryKind::Rules => self.rules += 1,
         }
         self.bytes += file.bytes;
     }
 }
 
+#[derive(Clone, Copy)]
+enum EntryKind {
+    Layer,
+    Stamp,
+    Rules,
+}
+
 struct CacheFile {
     path: PathBuf,
-    stamp: bool,
+    kind: EntryKind,
     bytes: u64,
     /// Last written or hit.
     used: SystemTime,
@@ -460,158 +437,12 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)
 }
 
-/// Stored form: SHA-256 of the JSON, then the JSON.
-fn encode(scan: &LayerScan) -> serde_json::Result<Vec<u8>> {
-    let json = serde_json::to_vec(&Stored::from(scan))?;
-    let mut out = Sha256::digest(&json).to_vec();
-    out.extend_from_slice(&json);
-    Ok(out)
-}
-
-fn decode(bytes: &[u8]) -> Option<LayerScan> {
-    let (sum, json) = bytes.split_at_checked(32)?;
-    if Sha256::digest(json).as_slice() != sum {
-        return None;
-    }
-    serde_json::from_slice::<Stored>(json).ok()?.into_scan()
-}
-
-/// [`LayerScan`] as stored: its own serde shape, so the library's types stay
-/// free to change without breaking old cache files (they just miss).
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    digest: String,
-    diff_id: String,
-    compressed_bytes: u64,
-    uncompressed_bytes: u64,
-    files: u64,
-    files_scanned: u64,
-    elf_files: u64,
-    archives: u64,
-    findings: Vec<StoredFinding>,
-    skipped: Vec<(String, u64, String)>,
-    whiteouts: Vec<String>,
-    opaque_dirs: Vec<String>,
-    paths: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredFinding {
-    path: String,
-    sha256: Option<String>,
-    size: u64,
-    detections: Vec<StoredDetection>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredDetection {
-    rule: String,
-    detector: String,
-    severity: Severity,
-    family: Option<String>,
-    description: String,
-}
-
-impl From<&LayerScan> for Stored {
-    fn from(s: &LayerScan) -> Stored {
-        let mut paths: Vec<String> = s.paths.iter().cloned().collect();
-        paths.sort();
-        Stored {
-            digest: s.digest.clone(),
-            diff_id: s.diff_id.clone(),
-            compressed_bytes: s.compressed_bytes,
-            uncompressed_bytes: s.uncompressed_bytes,
-            files: s.files,
-            files_scanned: s.files_scanned,
-            elf_files: s.elf_files,
-            archives: s.archives,
-            findings: s
-                .findings
-                .iter()
-                .map(|f| StoredFinding {
-                    path: f.path.clone(),
-                    sha256: f.sha256.clone(),
-                    size: f.size,
-                    detections: f
-                        .detections
-                        .iter()
-                        .map(|d| StoredDetection {
-                            rule: d.rule.clone(),
-                            detector: d.detector.to_string(),
-                            severity: d.severity,
-                            family: d.family.clone(),
-                            description: d.description.clone(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            skipped: s
-                .skipped
-                .iter()
-                .map(|k| (k.path.clone(), k.size, k.reason.clone()))
-                .collect(),
-            whiteouts: s.whiteouts.clone(),
-            opaque_dirs: s.opaque_dirs.clone(),
-            paths,
-        }
-    }
-}
-
-impl Stored {
-    /// `None` when an entry names a detector this build does not know.
-    fn into_scan(self) -> Option<LayerScan> {
-        let mut findings = Vec::with_capacity(self.findings.len());
-        for f in self.findings {
-            let mut detections = Vec::with_capacity(f.detections.len());
-            for d in f.detections {
-                detections.push(Detection {
-                    rule: d.rule,
-                    detector: minehound_detect::DETECTORS
-                        .iter()
-                        .find(|known| **known == d.detector)?,
-                    severity: d.severity,
-                    family: d.family,
-                    description: d.description,
-                });
-            }
-            findings.push(FileFinding {
-                path: f.path,
-                sha256: f.sha256,
-                size: f.size,
-                detections,
-            });
-        }
-        Some(LayerScan {
-            digest: self.digest,
-            diff_id: self.diff_id,
-            compressed_bytes: self.compressed_bytes,
-            uncompressed_bytes: self.uncompressed_bytes,
-            files: self.files,
-            files_scanned: self.files_scanned,
-            elf_files: self.elf_files,
-            archives: self.archives,
-            findings,
-            skipped: self
-                .skipped
-                .into_iter()
-                .map(|(path, size, reason)| SkippedFile {
-                    path,
-                    size,
-                    reason,
-                    // Failed scans are never stored.
-                    failed: false,
-                })
-                .collect(),
-            whiteouts: self.whiteouts,
-            opaque_dirs: self.opaque_dirs,
-            paths: self.paths.into_iter().collect(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use minehound_detect::{Detection, Severity};
+
     use super::*;
+    use crate::layer::FileFinding;
 
     fn sample() -> LayerScan {
         LayerScan {
