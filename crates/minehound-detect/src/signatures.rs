@@ -157,7 +157,7 @@ impl SignaturesBuilder {
     /// file and line; nothing is silently dropped.
     pub fn build(self) -> Result<Signatures, Error> {
         let inputs = self.read_inputs()?;
-        let rules = inputs.compile()?;
+        let rules = inputs.compile(true)?;
         inputs.assemble(rules, None)
     }
 
@@ -175,9 +175,6 @@ impl SignaturesBuilder {
         engine: &str,
     ) -> Result<Signatures, Error> {
         let inputs = self.read_inputs()?;
-        if inputs.has_includes() {
-            return inputs.assemble(inputs.compile()?, None);
-        }
         let key = inputs.store_key(engine);
         if let Some(stored) = store.load(&key)
             && let Ok(rules) = yara_x::Rules::deserialize(&stored)
@@ -186,7 +183,11 @@ impl SignaturesBuilder {
         {
             return Ok(signatures);
         }
-        let rules = inputs.compile()?;
+        // Only rules that pull in no other file are stored: the key holds
+        // every text that went in. Any other set compiles as usual.
+        let Ok(rules) = inputs.compile(false) else {
+            return inputs.assemble(inputs.compile(true)?, None);
+        };
         let serialized = rules.serialize().ok();
         if let Some(bytes) = &serialized {
             store.store(&key, bytes);
@@ -259,15 +260,6 @@ struct Inputs {
 }
 
 impl Inputs {
-    /// Whether a rule file may pull in other files (a conservative guess:
-    /// any line starting with `include`).
-    fn has_includes(&self) -> bool {
-        self.sources.iter().any(|(_, text)| {
-            text.lines()
-                .any(|line| line.trim_start().starts_with("include"))
-        })
-    }
-
     /// The key of these inputs' compiled rules under `engine`.
     fn store_key(&self, engine: &str) -> String {
         let mut key = Sha256::new();
@@ -283,9 +275,12 @@ impl Inputs {
         hex::encode(key.finalize())
     }
 
-    fn compile(&self) -> Result<yara_x::Rules, Error> {
+    /// Compiles the rule texts; with `includes` false, a rule file that
+    /// `include`s another fails to compile.
+    fn compile(&self, includes: bool) -> Result<yara_x::Rules, Error> {
         let mut compiler = yara_x::Compiler::new();
         compiler.colorize_errors(false);
+        compiler.enable_includes(includes);
         for (index, (origin, text)) in self.sources.iter().enumerate() {
             // One namespace per file: rule names from different files never clash.
             compiler.new_namespace(&namespace(index));
@@ -535,11 +530,15 @@ mod tests {
         assert_ne!(edited.fingerprint(), first.fingerprint());
 
         // Rules that include files are compiled every time: the included
-        // file's text is not part of any key.
+        // file's text is not part of any key. Wherever the statement sits.
         let included = dir.path().join("inc.yar");
         std::fs::write(&included, "rule inc { condition: false }\n").unwrap();
         let top = dir.path().join("top.yar");
-        std::fs::write(&top, format!("include \"{}\"\n", included.display())).unwrap();
+        std::fs::write(
+            &top,
+            format!("/* shared */ include \"{}\"\n", included.display()),
+        )
+        .unwrap();
         let before = SignaturesBuilder::new()
             .rules(&top)
             .build_with_store(&store, "engine 1")

@@ -156,19 +156,31 @@ impl Reservation {
     /// for room again. The receiver calls [`HandedOver::take_up`].
     pub fn hand_over(self) -> HandedOver {
         HELD.set(HELD.get().saturating_sub(self.bytes));
-        HandedOver(self)
+        HandedOver(Some(self))
     }
 }
 
-/// A [`Reservation`] on its way to another thread.
+/// A [`Reservation`] on its way to another thread. Dropped without
+/// [`take_up`](Self::take_up), its bytes go back to the budget all the same.
 #[must_use = "the bytes go back when the reservation is dropped"]
-pub struct HandedOver(Reservation);
+pub struct HandedOver(Option<Reservation>);
 
 impl HandedOver {
     /// The reservation, now held by this thread.
-    pub fn take_up(self) -> Reservation {
-        HELD.set(HELD.get() + self.0.bytes);
-        self.0
+    pub fn take_up(mut self) -> Reservation {
+        let reservation = self.0.take().expect("taken up once");
+        HELD.set(HELD.get() + reservation.bytes);
+        reservation
+    }
+}
+
+impl Drop for HandedOver {
+    fn drop(&mut self) {
+        // Held by no thread: the reservation's drop must not take its bytes
+        // off this thread's count.
+        if let Some(reservation) = &self.0 {
+            HELD.set(HELD.get() + reservation.bytes);
+        }
     }
 }
 
@@ -253,6 +265,12 @@ mod tests {
         });
         assert_eq!(receiver.join().unwrap(), 0);
         assert_eq!(budget.in_use(), 0);
+
+        // One dropped on its way leaves this thread's count as it was.
+        let mine = budget.reserve(10);
+        drop(budget.reserve(30).hand_over());
+        assert_eq!((HELD.get(), budget.in_use()), (10, 10));
+        drop(mine);
 
         let most = budget.try_reserve(90).expect("room for 90");
         assert!(

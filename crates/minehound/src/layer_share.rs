@@ -18,6 +18,7 @@
 //! layer, one that waits for a layer this very reader holds.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
@@ -57,14 +58,15 @@ impl<'s> Helpers<'_, 's> {
         // grows by no more than that and one file per helper.
         let queue = Queue::new(2 * jobs, (limits.max_file_size / 2).max(1 << 20));
         let results = Mutex::new(Vec::new());
-        let started = AtomicUsize::new(0);
+        // Helpers able to take files now.
+        let live = AtomicUsize::new(0);
         let walked = std::thread::scope(|scope| {
             let mut sharing = Sharing {
                 scope,
                 helpers: self,
                 queue: &queue,
                 results: &results,
-                started: &started,
+                live: &live,
                 limits,
                 spawned: 0,
                 max_helpers: jobs.saturating_sub(1),
@@ -75,7 +77,15 @@ impl<'s> Helpers<'_, 's> {
             let _closed = CloseOnDrop(&queue);
             walk(&mut sharing)
         });
-        let ordered = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut ordered = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Files no helper took (one failed after they were queued) are
+        // checked here: none goes unchecked.
+        if let Some(job) = queue.try_pop() {
+            let mut detector = (self.detector)();
+            for job in std::iter::once(job).chain(std::iter::from_fn(|| queue.try_pop())) {
+                ordered.push(check_job(&mut detector, limits, job));
+            }
+        }
         (walked, ordered)
     }
 }
@@ -86,7 +96,7 @@ struct Sharing<'scope, 'env, 's> {
     helpers: &'env Helpers<'env, 's>,
     queue: &'env Queue,
     results: &'env Mutex<Ordered>,
-    started: &'env AtomicUsize,
+    live: &'env AtomicUsize,
     limits: &'env Limits,
     spawned: usize,
     max_helpers: usize,
@@ -109,11 +119,11 @@ impl<'scope, 'env: 'scope, 's: 'env> Sharing<'scope, 'env, 's> {
         if claimed.is_err() {
             return;
         }
-        let (helpers, queue, results, started, limits) = (
+        let (helpers, queue, results, live, limits) = (
             self.helpers,
             self.queue,
             self.results,
-            self.started,
+            self.live,
             self.limits,
         );
         let busy = Release(helpers.busy);
@@ -121,25 +131,20 @@ impl<'scope, 'env: 'scope, 's: 'env> Sharing<'scope, 'env, 's> {
             .name("minehound-helper".into())
             .spawn_scoped(self.scope, move || {
                 let _busy = busy;
-                started.fetch_add(1, Ordering::SeqCst);
-                let mut detector = (helpers.detector)();
+                // A detector that cannot be made (its memory refused, say)
+                // means no helper, not a failed layer: the reader checks
+                // the files itself.
+                let Ok(mut detector) = catch_unwind(AssertUnwindSafe(helpers.detector)) else {
+                    return;
+                };
+                live.fetch_add(1, Ordering::SeqCst);
+                let _live = Release(live);
                 while let Some(job) = queue.pop() {
-                    let _held = job.reservation.take_up();
-                    let mut part = LayerScan::default();
-                    FileChecker::new(&mut detector, limits, &mut part).check_contained(
-                        &FileEntry {
-                            path: &job.path,
-                            mode: job.mode,
-                            size: job.size,
-                            data: &job.data,
-                            truncated: job.truncated,
-                            depth: 0,
-                        },
-                    );
+                    let result = check_job(&mut detector, limits, job);
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .push((job.place, part));
+                        .push(result);
                 }
             });
         // No thread, no helper: the claimed worker went back with `busy`.
@@ -153,7 +158,7 @@ impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Sharing<'scope, 'env, 's> {
     fn hand_off(&mut self, place: u64, file: &FileEntry<'_>) -> bool {
         self.spawn_if_idle();
         let bytes = file.data.len() as u64;
-        if self.started.load(Ordering::SeqCst) == 0 || !self.queue.has_room(bytes) {
+        if self.live.load(Ordering::SeqCst) == 0 || !self.queue.has_room(bytes) {
             return false;
         }
         let Some(reservation) = self.limits.memory_budget.try_reserve(bytes) else {
@@ -171,6 +176,22 @@ impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Sharing<'scope, 'env, 's> {
         self.helpers.shared.fetch_add(1, Ordering::Relaxed);
         true
     }
+}
+
+/// Checks a handed-off file; its check's own panics are contained (see
+/// [`FileChecker::check_contained`]).
+fn check_job(detector: &mut Detector<'_>, limits: &Limits, job: FileJob) -> (u64, LayerScan) {
+    let _held = job.reservation.take_up();
+    let mut part = LayerScan::default();
+    FileChecker::new(detector, limits, &mut part).check_contained(&FileEntry {
+        path: &job.path,
+        mode: job.mode,
+        size: job.size,
+        data: &job.data,
+        truncated: job.truncated,
+        depth: 0,
+    });
+    (job.place, part)
 }
 
 /// A file on its way to a helper, with its share of the memory budget.
@@ -246,6 +267,14 @@ impl Queue {
         }
     }
 
+    /// The next file if there is one, without waiting.
+    fn try_pop(&self) -> Option<FileJob> {
+        let mut state = self.lock();
+        let file = state.files.pop_front()?;
+        state.bytes -= file.data.len() as u64;
+        Some(file)
+    }
+
     fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
@@ -260,8 +289,9 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
-/// Gives a claimed worker back when its helper ends.
-struct Release<'b>(&'b AtomicUsize);
+/// Takes one off a count when dropped: a claimed worker given back when
+/// its helper or layer ends, however it ends.
+pub(crate) struct Release<'b>(pub(crate) &'b AtomicUsize);
 
 impl Drop for Release<'_> {
     fn drop(&mut self) {

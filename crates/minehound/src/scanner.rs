@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob_ahead, scan_layer_blob_helped};
-use crate::layer_share::Helpers;
+use crate::layer_share::{Helpers, Release};
 use crate::merge::{ScannedImage, build_report};
 use crate::progress::{Watch, WatchedReader};
 use crate::task_pool::TaskPool;
@@ -324,6 +324,7 @@ impl Scanner {
         };
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
             if watch.cancelled() {
+                started.fetch_add(1, Ordering::SeqCst);
                 return (layer.location.clone(), Err(LayerError::Cancelled));
             }
             // Another scan in this process may be reading the same layer (a
@@ -338,10 +339,12 @@ impl Scanner {
                                 progress.layer_cached(&layer_name(layer));
                             }
                             late_hits.fetch_add(1, Ordering::Relaxed);
+                            started.fetch_add(1, Ordering::SeqCst);
                             return (layer.location.clone(), Ok(Arc::new(scan)));
                         }
                         Claim::Mine(claim) => Some(claim),
                         Claim::Cancelled => {
+                            started.fetch_add(1, Ordering::SeqCst);
                             return (layer.location.clone(), Err(LayerError::Cancelled));
                         }
                     }
@@ -353,6 +356,9 @@ impl Scanner {
             // still bounds the busy threads.
             let last = started.fetch_add(1, Ordering::SeqCst) + 1 == to_scan.len();
             let now_busy = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+            // Given back however this layer ends, a panic in a user's
+            // `Progress` included: the count is the whole scanner's.
+            let _busy = Release(&self.busy);
             let ahead = last && now_busy < jobs;
             let name = layer_name(layer);
             // Stamped before reading, so a change while reading shows later.
@@ -392,7 +398,6 @@ impl Scanner {
                 cache.put(key, scan);
                 self.remember_blob(stamp.as_ref());
             }
-            self.busy.fetch_sub(1, Ordering::SeqCst);
             (layer.location.clone(), scan.map(Arc::new))
         }));
         if watch.cancelled() {

@@ -50,6 +50,10 @@ impl LayerCache {
             && let Ok(digest) = fs::read_to_string(held)
             && digest.starts_with("sha256:")
         {
+            // Marked used, so pruning keeps the stamp of a binary in use.
+            if let Ok(file) = fs::File::options().write(true).open(held) {
+                let _ = file.set_modified(SystemTime::now());
+            }
             return Some(digest);
         }
         let digest = hash()?;
