@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use minehound_bench::{bench_mib, large_image};
+use minehound_bench::{Shape, bench_mib, large_image};
 use minehound_testdata::registry::{
     Auth, RegistryProcess, generate_tls, push_blob, push_image, push_manifest,
 };
@@ -65,6 +65,7 @@ fn main() {
         &root.join(format!("target/minehound-bench/admission-{mib}")),
         mib << 20,
         COLD_LAYERS,
+        Shape::Binaries,
     )
     .expect("build the cold image");
     let cold_blob_bytes: u64 = cold

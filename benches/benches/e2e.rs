@@ -1,10 +1,15 @@
 //! End to end: a large image of this machine's ELF files (default 1.5 GiB in
 //! six gzip layers; `MINEHOUND_BENCH_MIB` and `MINEHOUND_BENCH_LAYERS` change
-//! them), scanned from an OCI
+//! them, `MINEHOUND_BENCH_SHAPE=ml` makes it the mix of shared objects,
+//! Python sources and weight-like data of an ML image), scanned from an OCI
 //! layout, beside what a user sees and what a user would script today, all in
 //! one run so the ratios hold on a shared machine:
 //!
-//! - `gzip -dc` and `pigz -dc` of every layer blob, one after the other;
+//! - `gzip -dc` and `pigz -dc` of every layer blob, one after the other, and
+//!   `rapidgzip -d` (PyPI's `rapidgzip`) on all cores: the reference parallel
+//!   decoder of one gzip stream;
+//! - with one layer, the same files in six layers scanned in turn with the
+//!   one-layer image, best of two each: is one layer as fast as many?
 //! - extract every layer with `tar` into a temp directory, then `yara -r` with
 //!   the same bundled rules (Debian's `yara`);
 //! - the inflate floor: every layer through minehound's inflater (flate2 on
@@ -30,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
 use minehound::{LayerCache, ScanRequest, ScannerBuilder};
-use minehound_bench::{bench_mib, large_image, peak_rss_kib, reset_peak_rss};
+use minehound_bench::{Shape, bench_mib, large_image, peak_rss_kib, reset_peak_rss};
 
 fn main() {
     let mib = bench_mib(1536);
@@ -39,21 +44,32 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
-    let name = match layers {
-        6 => format!("e2e-{mib}"),
-        _ => format!("e2e-{mib}-{layers}"),
+    let shape = Shape::from_env();
+    let dir = |layers: usize| {
+        let shape = match shape {
+            Shape::Binaries => "",
+            Shape::MachineLearning => "-ml",
+        };
+        let name = match layers {
+            6 => format!("e2e{shape}-{mib}"),
+            _ => format!("e2e{shape}-{mib}-{layers}"),
+        };
+        root.join("target/minehound-bench").join(name)
     };
-    let dir = root.join("target/minehound-bench").join(name);
     let started = Instant::now();
-    let image = large_image(&dir, mib << 20, layers).expect("build the bench image");
+    let image = large_image(&dir(layers), mib << 20, layers, shape).expect("build the bench image");
+    // The same files in six layers, to compare with one in this run.
+    let six_layers = (layers == 1)
+        .then(|| large_image(&dir(6), mib << 20, 6, shape).expect("build the six-layer image"));
     let blob_bytes: u64 = image
         .blobs
         .iter()
         .map(|b| fs::metadata(b).map_or(0, |m| m.len()))
         .sum();
     println!(
-        "image: {} ELF files, {} MiB in {} gzip layers ({} MiB compressed), at {} (ready in {:.0?})",
+        "image: {} {}, {} MiB in {} gzip layers ({} MiB compressed), at {} (ready in {:.0?})",
         image.files,
+        shape.tag(),
         image.file_bytes >> 20,
         image.blobs.len(),
         blob_bytes >> 20,
@@ -69,6 +85,15 @@ fn main() {
     let pigz = has("pigz").then(|| {
         time_each(&image.blobs, |blob| {
             sh(&format!("pigz -dc '{}' > /dev/null", blob.display()))
+        })
+    });
+
+    let rapidgzip = has_as("rapidgzip", "pip install rapidgzip").then(|| {
+        time_each(&image.blobs, |blob| {
+            sh(&format!(
+                "rapidgzip -d -c -P {cores} '{}' > /dev/null",
+                blob.display()
+            ))
         })
     });
 
@@ -108,6 +133,23 @@ fn main() {
         report.findings.len(),
         report.skipped.len()
     );
+
+    // One layer against six, in turns, best of two: the machine's noise
+    // strikes both alike.
+    let against_six = six_layers.as_ref().map(|six| {
+        let target = format!("oci:{}", six.layout.display());
+        let six_request = ScanRequest::new(target.parse().expect("oci target"), target.clone());
+        let (mut one_best, mut six_best) = (cold, Duration::MAX);
+        for _ in 0..2 {
+            let t = Instant::now();
+            scanner.scan(&six_request).expect("scan");
+            six_best = six_best.min(t.elapsed());
+            let t = Instant::now();
+            scanner.scan(&request).expect("scan");
+            one_best = one_best.min(t.elapsed());
+        }
+        (one_best, six_best)
+    });
 
     let cache_dir = tempfile::tempdir().expect("temp dir");
     let cached = ScannerBuilder::new()
@@ -157,6 +199,9 @@ fn main() {
     if let Some(p) = pigz {
         row("pigz -dc of every layer", p);
     }
+    if let Some(r) = rapidgzip {
+        row(&format!("rapidgzip -d -P {cores} of every layer"), r);
+    }
     row("inflate floor (flate2, all cores, no scan)", floor);
     if let Some((extract, scan)) = yara {
         row("tar -xzf every layer", extract);
@@ -182,6 +227,15 @@ fn main() {
         cold.as_secs_f64() / cold_unshared.as_secs_f64(),
         scanner.files_shared()
     );
+    if let Some((one, six)) = against_six {
+        row("minehound, cold, one layer (best of 3)", one);
+        row("minehound, cold, same files in six layers", six);
+        println!(
+            "{:<46} {:>8.2}x the time of six layers",
+            "  one layer / six layers",
+            one.as_secs_f64() / six.as_secs_f64()
+        );
+    }
     row("minehound, filling a layer cache", filling);
     row("minehound, warm layer cache", warm);
     println!(
@@ -282,13 +336,17 @@ fn sh(script: &str) {
 }
 
 fn has(tool: &str) -> bool {
+    has_as(tool, &format!("apt-get install {tool}"))
+}
+
+fn has_as(tool: &str, install: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        println!("({tool} not installed: apt-get install {tool})");
+        println!("({tool} not installed: {install})");
     }
     found
 }

@@ -60,7 +60,7 @@ pub fn gzip_default(data: &[u8]) -> Vec<u8> {
 }
 
 mod e2e_image;
-pub use e2e_image::{LargeImage, large_image};
+pub use e2e_image::{LargeImage, Shape, large_image};
 
 /// Resets this process's peak RSS (Linux: `clear_refs` 5), so that
 /// [`peak_rss_kib`] measures from now on.

@@ -86,8 +86,16 @@ impl MemoryBudget {
     /// can be done another way when there is no room (a file checked where it
     /// was read rather than handed to another worker).
     pub fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
+        self.try_reserve_leaving(bytes, 0)
+    }
+
+    /// [`try_reserve`](Self::try_reserve), only if `keep_free` bytes stay
+    /// free after it: for memory that is given back only when a reader that
+    /// may be waiting for the budget moves on (a layer read ahead of its
+    /// checks), so that reader always finds room for one file.
+    pub fn try_reserve_leaving(&self, bytes: u64, keep_free: u64) -> Option<Reservation> {
         let mut free = self.state.free.lock().unwrap_or_else(|e| e.into_inner());
-        if *free < i128::from(bytes) {
+        if *free < i128::from(bytes) + i128::from(keep_free.min(self.state.total)) {
             return None;
         }
         *free -= i128::from(bytes);
@@ -137,6 +145,14 @@ pub struct Reservation {
     bytes: u64,
 }
 
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
 impl Reservation {
     /// Takes more, without waiting: the bytes were read already.
     fn grow_to(&mut self, bytes: u64) {
@@ -163,6 +179,7 @@ impl Reservation {
 /// A [`Reservation`] on its way to another thread. Dropped without
 /// [`take_up`](Self::take_up), its bytes go back to the budget all the same.
 #[must_use = "the bytes go back when the reservation is dropped"]
+#[derive(Debug)]
 pub struct HandedOver(Option<Reservation>);
 
 impl HandedOver {

@@ -57,5 +57,5 @@ pub use hashing::HashingReader;
 pub use limits::Limits;
 pub use nested::{ArchiveFormat, walk_nested};
 pub use path::{join_nested, normalize};
-pub use read_ahead::{AheadReader, ReadAhead, read_ahead};
+pub use read_ahead::{AheadReader, ReadAhead, read_ahead, read_ahead_within};
 pub use walk::{FileEntry, LayerCounts, Visitor, walk_layer, walk_layer_tar};

@@ -185,7 +185,8 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     limits: &Limits,
     helpers: Option<&Helpers<'_, 's>>,
 ) -> Result<LayerScan, LayerError> {
-    let (pump, inflated) = minehound_unpack::read_ahead();
+    let (pump, inflated) =
+        minehound_unpack::read_ahead_within(&limits.memory_budget, limits.max_file_size);
     std::thread::scope(|scope| {
         let inflater = scope.spawn(move || {
             let mut raw = HashingReader::new(blob);
