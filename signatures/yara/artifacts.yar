@@ -193,6 +193,61 @@ rule MH_MINER_COMMAND
         )
 }
 
+rule MH_MINER_LAUNCHER
+{
+    meta:
+        id = "MH-MINER-LAUNCHER"
+        family = "miner-launcher"
+        severity = "high"
+        description = "Program code (Python, JavaScript, Go, Java, PowerShell) that starts a process and holds a miner's arguments as separate string constants (\"-o\"/\"--url\" with \"-u\"/\"--user\", a Monero algorithm after \"-a\"/\"--algo\", \"--donate-level\" or XMRig's \"--randomx-*\" options) together with where the coins go: a stratum URL, a known pool host, a pool host:port or a Monero address."
+        why = "A small module that downloads a miner and starts it with a pool and a wallet needs no miner binary in the image; it mines as soon as the code runs, and argument lists escape rules written for command lines."
+        example = "args = [xmrig, \"-o\", \"gulf.moneroocean.stream:10128\", \"-u\", WALLET, \"-a\", \"rx/0\"]; await asyncio.create_subprocess_exec(*args)"
+        reference = "https://attack.mitre.org/techniques/T1496/"
+
+    strings:
+        // starting a process
+        $run_py1 = /\bsubprocess\.(Popen|run|call|check_call|check_output)\s*\(/
+        $run_py2 = /\bcreate_subprocess_(exec|shell)\s*\(/
+        $run_py3 = /\bos\.(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?)\s*\(/
+        $run_js1 = /\brequire\s*\(\s*["'](node:)?child_process["']\s*\)/
+        $run_js2 = /\bfrom\s+["'](node:)?child_process["']/
+        $run_js3 = /\b(Deno\.Command|Bun\.spawn)\b/
+        $run_go  = /\bexec\.Command(Context)?\s*\(/
+        $run_jv  = /\b(new\s+ProcessBuilder\s*\(|Runtime\.getRuntime\(\)\.exec\s*\()/
+        $run_ps  = /\bStart-Process\b/ nocase
+
+        // a miner's options held as separate string constants
+        $opt_pool   = /["'](-o|--url)["']/
+        $opt_user   = /["'](-u|--user|--wallet)["']/
+        $opt_algo   = /["'](-a|--algo|--coin)["']\s*,\s*["'](rx\/0|rx\/wow|randomx|monero|xmr|cn\/r|cn\/0|cryptonight|ghostrider)["']/
+        $opt_algo2  = /["'](-a|--algo|--coin)=(rx\/0|rx\/wow|randomx|monero|xmr|cn\/r|cn\/0|cryptonight|ghostrider)["']/
+        $opt_donate = /["']--donate-level(=[0-9]+)?["']/
+        $opt_rx     = /["']--randomx-(mode|init|1gb-pages|no-numa|wrmsr|no-rdmsr|cache-qos)(=[^"'\n]{0,16})?["']/
+
+        // where the coins go
+        $to_stratum = /stratum[12]?\+(tcp|ssl|tls):\/\/[A-Za-z0-9.\-]{3,}/
+        $to_host    = /["'][A-Za-z0-9.\-]*(pool|xmr|monero|mine|hash)[A-Za-z0-9.\-]*\.[A-Za-z]{2,}:[0-9]{2,5}["']/ nocase
+        $to_addr    = /\b[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}\b/
+        $to_known1  = "minexmr.com" nocase
+        $to_known2  = "supportxmr.com" nocase
+        $to_known3  = "nanopool.org" nocase
+        $to_known4  = "c3pool.com" nocase
+        $to_known5  = "moneroocean.stream" nocase
+        $to_known6  = "hashvault.pro" nocase
+        $to_known7  = "2miners.com" nocase
+        $to_known8  = "herominers.com" nocase
+        $to_known9  = "f2pool.com" nocase
+        $to_known10 = "xmrpool.eu" nocase
+        $to_known11 = "monerohash.com" nocase
+        $to_known12 = "unmineable.com" nocase
+        $to_known13 = "nicehash.com" nocase
+
+    condition:
+        filesize < 2MB and uint32(0) != 0x464c457f and any of ($run_*) and
+        ( ($opt_pool and $opt_user) or any of ($opt_algo*) or $opt_donate or $opt_rx ) and
+        any of ($to_*)
+}
+
 rule MH_MINER_SYSTEMD_UNIT
 {
     meta:

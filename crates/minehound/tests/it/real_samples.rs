@@ -227,6 +227,59 @@ fn xmrig_is_critical_in_every_form() {
 }
 
 #[test]
+fn a_python_module_that_starts_xmrig_is_high_installed_and_as_a_wheel() {
+    let wheel = samples::crypto_ylp_wheel().expect("fetch crypto-ylp 0.1.0 from PyPI");
+    let files = samples::wheel_files(&wheel).unwrap();
+    let site = "/usr/local/lib/python3.11/site-packages";
+    let installed = files
+        .iter()
+        .map(|(name, bytes)| Entry::file(&format!("{site}/{name}"), bytes.clone()))
+        .collect();
+    let as_wheel = vec![Entry::file(
+        &format!("/wheels/{}", samples::CRYPTO_YLP_WHEEL),
+        fs::read(&wheel).unwrap(),
+    )];
+    let dir = tempfile::tempdir().unwrap();
+    for (form, entries, path) in [
+        (
+            "pip-installed",
+            installed,
+            format!("{site}/crypto_ylp/miner.py"),
+        ),
+        (
+            "the wheel",
+            as_wheel,
+            format!("/wheels/{}!/crypto_ylp/miner.py", samples::CRYPTO_YLP_WHEEL),
+        ),
+    ] {
+        let spec = ImageSpec {
+            layers: vec![Layer::gzip("RUN pip install crypto-ylp", entries)],
+            ..ImageSpec::default()
+        };
+        let report = scan(&layout(&dir.path().join(form), &spec.build())).unwrap();
+        let found = findings_for(&report, &path);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.rule == "MH-MINER-LAUNCHER" && f.severity == Severity::High),
+            "{form}: {:#?}",
+            report.findings
+        );
+        // Every file of the package was read and checked; the argument
+        // parser and the package's __init__ are no launcher.
+        assert!(report.stats.files_scanned >= files.len() as u64, "{form}");
+        for quiet in ["crypto_ylp/cli.py", "crypto_ylp/__init__.py"] {
+            assert!(
+                !report.findings.iter().any(|f| f.path.ends_with(quiet)),
+                "{form}: {quiet}: {:#?}",
+                report.findings
+            );
+        }
+        assert_accounting(&report);
+    }
+}
+
+#[test]
 fn monero_node_and_p2pool_are_at_most_low() {
     let dir = tempfile::tempdir().unwrap();
     for (i, member) in [MONEROD_MEMBER, P2POOL_MEMBER].into_iter().enumerate() {
