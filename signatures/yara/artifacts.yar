@@ -199,7 +199,7 @@ rule MH_MINER_LAUNCHER
         id = "MH-MINER-LAUNCHER"
         family = "miner-launcher"
         severity = "high"
-        description = "Program code (Python, JavaScript, Go, Java, PowerShell) that starts a process and holds a miner's arguments as separate string constants (\"-o\"/\"--url\" with \"-u\"/\"--user\", a Monero algorithm after \"-a\"/\"--algo\", \"--donate-level\" or XMRig's \"--randomx-*\" options) together with where the coins go: a stratum URL, a known pool host, a pool host:port or a Monero address."
+        description = "Program code (Python, JavaScript, Go, Java, PowerShell) that starts a process and holds a miner's arguments as separate string constants (\"-o\"/\"--url\" with \"-u\"/\"--user\", a Monero algorithm after \"-a\"/\"--algo\", \"--donate-level\" or XMRig's \"--randomx-*\" options) together with where the coins go: a stratum URL, a known pool host or a Monero pool's host:port."
         why = "A small module that downloads a miner and starts it with a pool and a wallet needs no miner binary in the image; it mines as soon as the code runs, and argument lists escape rules written for command lines."
         example = "args = [xmrig, \"-o\", \"gulf.moneroocean.stream:10128\", \"-u\", WALLET, \"-a\", \"rx/0\"]; await asyncio.create_subprocess_exec(*args)"
         reference = "https://attack.mitre.org/techniques/T1496/"
@@ -225,9 +225,10 @@ rule MH_MINER_LAUNCHER
         $opt_rx     = /["']--randomx-(mode|init|1gb-pages|no-numa|wrmsr|no-rdmsr|cache-qos)(=[^"'\n]{0,16})?["']/
 
         // where the coins go
+        // Every pattern here is searched in every file, binaries included:
+        // only words rare in binaries (not "pool", "hash" or a base58 run).
         $to_stratum = /stratum[12]?\+(tcp|ssl|tls):\/\/[A-Za-z0-9.\-]{3,}/
-        $to_host    = /["'][A-Za-z0-9.\-]*(pool|xmr|monero|mine|hash)[A-Za-z0-9.\-]*\.[A-Za-z]{2,}:[0-9]{2,5}["']/ nocase
-        $to_addr    = /\b[48][0-9AB][1-9A-HJ-NP-Za-km-z]{93}\b/
+        $to_host    = /["'][A-Za-z0-9.\-]*(xmr|monero)[A-Za-z0-9.\-]*\.[A-Za-z]{2,}:[0-9]{2,5}["']/ nocase
         $to_known1  = "minexmr.com" nocase
         $to_known2  = "supportxmr.com" nocase
         $to_known3  = "nanopool.org" nocase

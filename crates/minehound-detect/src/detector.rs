@@ -357,7 +357,7 @@ mod tests {
             (
                 "java",
                 &format!(
-                    "new ProcessBuilder(bin, \"--randomx-mode=fast\", \"-o\", pool, \"-u\", \"{GENERAL_FUND}\").start();\n"
+                    "new ProcessBuilder(bin, \"--randomx-mode=fast\", \"-o\", \"stratum+ssl://203.0.113.9:443\", \"-u\", \"{GENERAL_FUND}\").start();\n"
                 ),
             ),
         ];

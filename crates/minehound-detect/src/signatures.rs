@@ -415,9 +415,13 @@ fn rule_info(rule: &yara_x::Rule<'_, '_>, origin: String) -> Result<RuleInfo, St
         confirm: None,
     };
     for (key, value) in rule.metadata() {
-        let yara_x::MetaValue::String(text) = value else {
-            continue;
+        let text = match value {
+            yara_x::MetaValue::String(text) => std::borrow::Cow::Borrowed(text),
+            // A string with an escape in it (`\"`, `\x03`) comes as bytes.
+            yara_x::MetaValue::Bytes(bytes) => String::from_utf8_lossy(bytes.as_ref()),
+            _ => continue,
         };
+        let text = text.as_ref();
         match key {
             "id" => info.id = text.to_string(),
             "family" => info.family = Some(text.to_string()),
@@ -582,6 +586,14 @@ mod tests {
             );
             let doc = section(id)
                 .unwrap_or_else(|| panic!("{id}: no `### {id}` section in signatures/README.md"));
+            // A description that is only the rule's name means its meta was lost.
+            if let Some(rule) = signatures.rules().into_iter().find(|r| &r.id == id) {
+                assert!(
+                    rule.description.len() > 40 && rule.description != rule.identifier,
+                    "{id}: its description is {:?}",
+                    rule.description
+                );
+            }
             for part in [
                 "**Finds:**",
                 "**Why it matters:**",
