@@ -249,6 +249,31 @@ rule MH_MINER_LAUNCHER
         any of ($to_*)
 }
 
+rule MH_GPU_MINER_COMMAND
+{
+    meta:
+        id = "MH-GPU-MINER-COMMAND"
+        family = "gpu-miner"
+        severity = "high"
+        description = "A command line that starts a GPU miner: a pool given with --pool, -pool, -epool or --server (host:port, optionally with a stratum, ssl or tcp scheme) with a wallet or worker (-u, -w, --user, --wallet, -wal, -ewal, --worker), or a stratum URL with the wallet before the host (ethminer's -P), together with a GPU mining algorithm or coin (ethash, etchash, kawpow, autolykos2, octopus, kheavyhash, ...) or a GPU miner's name (lolMiner, GMiner, PhoenixMiner, SRBMiner-MULTI, ethminer, nanominer, T-Rex, NBMiner, TeamRedMiner, BzMiner)."
+        why = "GPU nodes are what miners are after; a start script or entrypoint that points a GPU miner at a pool mines on every GPU the pod is given, whatever coin it mines."
+        example = "./lolMiner --algo ETCHASH --pool etc.2miners.com:1010 --user 0x5A0b54D5dc17e0AadC383d2db43B0a0D3E029c4c.rig0"
+        reference = "https://github.com/Lolliedieb/lolMiner-releases"
+
+    strings:
+        $pool = /(^|[\s"'=,\[])(--pool|-pool|-epool|--server)[\s"',=]+["']?((stratum[12]?\+(tcp|ssl|tls)|stratum|ssl|tcp)[a-z+]*:\/\/)?([A-Za-z0-9._\-]+@)?[A-Za-z0-9.\-]{3,}:[0-9]{2,5}\b/
+        $user = /(^|[\s"',\[])(-u|-w|--user|--wallet|-wal|-ewal|--worker|-worker)[\s"',=]+["']?[A-Za-z0-9]/
+        // ethminer: -P stratum1+tcp://WALLET.worker@host:port
+        $user_in_url = /(stratum[12]?\+(tcp|ssl|tls)|stratum|ssl):\/\/[A-Za-z0-9._\-]{8,}@[A-Za-z0-9.\-]{3,}:[0-9]{2,5}/
+        $algo = /(-a|--algo|--algorithm|-algo|-coin|--coin)[\s"',=]+["']?(ethash|etchash|kawpow|autolykos2?|octopus|equihash[0-9_]*|beamhash[a-z0-9]*|cuckatoo3[12]|cuckaroo[a-z0-9]*|zhash|firopow|progpow[a-z0-9]*|kheavyhash|karlsenhash|nexapow|fishhash|eth|etc|rvn|erg|ergo|cfx|kas|flux|beam|zec)\b/ nocase
+        $name = /\b(t-rex|lolMiner|nbminer|gminer|teamredminer|PhoenixMiner|SRBMiner-MULTI|nanominer|ethminer|bzminer)\b/ nocase
+
+    condition:
+        filesize < 1MB and uint32(0) != 0x464c457f and
+        ( ($pool and ($user or $user_in_url)) or $user_in_url ) and
+        ( $algo or $name )
+}
+
 rule MH_MINER_SYSTEMD_UNIT
 {
     meta:

@@ -383,6 +383,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn gpu_miners_started_from_their_usage_lines_are_found() {
+        let wallet = "0x5A0b54D5dc17e0AadC383d2db43B0a0D3E029c4c";
+        let lines = [
+            format!("./lolMiner --algo ETCHASH --pool etc.2miners.com:1010 --user {wallet}.rig0"),
+            "./miner --algo kawpow --server rvn.2miners.com:6060 --user RWALLETxyz.rig".to_string(),
+            format!(
+                "PhoenixMiner.exe -pool ssl://eu1.ethermine.org:5555 -wal {wallet}.Rig001 -coin etc"
+            ),
+            "./SRBMiner-MULTI --algorithm autolykos2 --pool stratum+tcp://erg.2miners.com:8888 --wallet 9fWALLET --worker rig1"
+                .to_string(),
+            format!("ethminer -G -P stratum1+tcp://{wallet}.rig@eth-eu1.nanopool.org:9999"),
+            "exec ./bzminer -a kheavyhash --pool kas.example.net:3333 -w kaspa:qqWALLET".to_string(),
+        ];
+        for line in &lines {
+            let script = format!("#!/bin/sh\ncd /opt/miner\n{line}\n");
+            let found = rules_matching(&script);
+            assert!(
+                found.iter().any(|r| r == "MH-GPU-MINER-COMMAND"),
+                "{line}: {found:?}"
+            );
+        }
+        // Pool-like options of ordinary programs, without a GPU algorithm
+        // or miner: no finding.
+        for line in [
+            "kubectl config set-cluster prod --server=api.example.com:6443 --user=admin",
+            "rsync --server -logDtpre.iLsfxC . /srv/backup; psql --user app db.example.com:5432",
+            "pgbouncer --pool pgpool.internal:6432 --user app --algo round-robin",
+        ] {
+            let found = rules_matching(&format!("#!/bin/sh\n{line}\n"));
+            assert!(
+                !found.iter().any(|r| r == "MH-GPU-MINER-COMMAND"),
+                "{line}: {found:?}"
+            );
+        }
+    }
+
     /// An ELF-magic blob carrying `strings`, NUL-separated as in `.rodata`.
     fn elf_with(strings: &[&str]) -> Vec<u8> {
         let mut out = b"\x7fELF\x02\x01\x01\0".to_vec();
