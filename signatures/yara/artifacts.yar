@@ -199,36 +199,38 @@ rule MH_MINER_LAUNCHER
         id = "MH-MINER-LAUNCHER"
         family = "miner-launcher"
         severity = "high"
-        description = "Program code (Python, JavaScript, Go, Java, PowerShell) that starts a process and holds a miner's arguments as separate string constants (\"-o\"/\"--url\" with \"-u\"/\"--user\", a Monero algorithm after \"-a\"/\"--algo\", \"--donate-level\" or XMRig's \"--randomx-*\" options) together with where the coins go: a stratum URL, a known pool host or a Monero pool's host:port."
+        description = "Program code (Python, JavaScript, Go, Rust, Java, PowerShell) that starts a process and holds a miner's arguments as separate string constants (\"-o\"/\"--url\" with \"-u\"/\"--user\"/\"--wallet\" close by, a Monero algorithm after \"-a\"/\"--algo\"/\"--coin\", \"--donate-level\" or XMRig's \"--randomx-*\" options) together with where the coins go: a stratum URL, a known pool host or a Monero pool's host:port."
         why = "A small module that downloads a miner and starts it with a pool and a wallet needs no miner binary in the image; it mines as soon as the code runs, and argument lists escape rules written for command lines."
         example = "args = [xmrig, \"-o\", \"gulf.moneroocean.stream:10128\", \"-u\", WALLET, \"-a\", \"rx/0\"]; await asyncio.create_subprocess_exec(*args)"
         reference = "https://attack.mitre.org/techniques/T1496/"
 
     strings:
         // starting a process
-        $run_py1 = /\bsubprocess\.(Popen|run|call|check_call|check_output)\s*\(/
+        $run_py1 = /\bsubprocess\.(Popen|run|call|check_call|check_output|getoutput|getstatusoutput)\s*\(/
         $run_py2 = /\bcreate_subprocess_(exec|shell)\s*\(/
         $run_py3 = /\bos\.(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?)\s*\(/
+        $run_py4 = /\bfrom\s+subprocess\s+import\b/
         $run_js1 = /\brequire\s*\(\s*["'](node:)?child_process["']\s*\)/
         $run_js2 = /\bfrom\s+["'](node:)?child_process["']/
-        $run_js3 = /\b(Deno\.Command|Bun\.spawn)\b/
+        $run_js3 = /\b(Deno\.Command|Bun\.spawn(Sync)?)\b/
         $run_go  = /\bexec\.Command(Context)?\s*\(/
-        $run_jv  = /\b(new\s+ProcessBuilder\s*\(|Runtime\.getRuntime\(\)\.exec\s*\()/
+        $run_rs  = /\bCommand::new\s*\(/
+        $run_jv  = /\b(ProcessBuilder\s*\(|Runtime\.getRuntime\(\)\.exec\s*\()/
         $run_ps  = /\bStart-Process\b/ nocase
 
         // a miner's options held as separate string constants
-        $opt_pool   = /["'](-o|--url)["']/
-        $opt_user   = /["'](-u|--user|--wallet)["']/
-        $opt_algo   = /["'](-a|--algo|--coin)["']\s*,\s*["'](rx\/0|rx\/wow|randomx|monero|xmr|cn\/r|cn\/0|cryptonight|ghostrider)["']/
-        $opt_algo2  = /["'](-a|--algo|--coin)=(rx\/0|rx\/wow|randomx|monero|xmr|cn\/r|cn\/0|cryptonight|ghostrider)["']/
+        $opt_pool   = /["'](-o|--url)(=[^"'\n]{3,100})?["']/
+        $opt_user   = /["'](-u|--user|--wallet)(=[^"'\n]{3,120})?["']/
+        $opt_algo   = /["'](-a|--algo|--coin)["']\s*,\s*["'](rx\/0|rx\/wow|randomx|monero|xmr|cn\/r|cn\/0|cryptonight|ghostrider)["']/ nocase
+        $opt_algo2  = /["'](-a|--algo|--coin)=(rx\/0|rx\/wow|randomx|monero|xmr|cn\/r|cn\/0|cryptonight|ghostrider)["']/ nocase
         $opt_donate = /["']--donate-level(=[0-9]+)?["']/
         $opt_rx     = /["']--randomx-(mode|init|1gb-pages|no-numa|wrmsr|no-rdmsr|cache-qos)(=[^"'\n]{0,16})?["']/
 
-        // where the coins go
-        // Every pattern here is searched in every file, binaries included:
-        // only words rare in binaries (not "pool", "hash" or a base58 run).
-        $to_stratum = /stratum[12]?\+(tcp|ssl|tls):\/\/[A-Za-z0-9.\-]{3,}/
-        $to_host    = /["'][A-Za-z0-9.\-]*(xmr|monero)[A-Za-z0-9.\-]*\.[A-Za-z]{2,}:[0-9]{2,5}["']/ nocase
+        // where the coins go. Every pattern here is searched in every file,
+        // binaries included: only words rare in binaries (not "pool",
+        // "hash" or a base58 run), and bounded repeats.
+        $to_stratum = /stratum[12]?\+(tcp|ssl|tls):\/\//
+        $to_host    = /["'][A-Za-z0-9.\-]{0,64}(xmr|monero)[A-Za-z0-9.\-]{0,64}\.[A-Za-z]{2,12}:[0-9]{2,5}["']/ nocase
         $to_known1  = "minexmr.com" nocase
         $to_known2  = "supportxmr.com" nocase
         $to_known3  = "nanopool.org" nocase
@@ -245,7 +247,11 @@ rule MH_MINER_LAUNCHER
 
     condition:
         filesize < 2MB and uint32(0) != 0x464c457f and any of ($run_*) and
-        ( ($opt_pool and $opt_user) or any of ($opt_algo*) or $opt_donate or $opt_rx ) and
+        (
+            // "-o" and "-u" are common alone (gcc -o, ps -u): together, close by
+            ( for any i in (1..#opt_pool) : ( $opt_user in (@opt_pool[i] - 200 .. @opt_pool[i] + 200) ) )
+            or any of ($opt_algo*) or $opt_donate or $opt_rx
+        ) and
         any of ($to_*)
 }
 
@@ -255,23 +261,27 @@ rule MH_GPU_MINER_COMMAND
         id = "MH-GPU-MINER-COMMAND"
         family = "gpu-miner"
         severity = "high"
-        description = "A command line that starts a GPU miner: a pool given with --pool, -pool, -epool or --server (host:port, optionally with a stratum, ssl or tcp scheme) with a wallet or worker (-u, -w, --user, --wallet, -wal, -ewal, --worker), or a stratum URL with the wallet before the host (ethminer's -P), together with a GPU mining algorithm or coin (ethash, etchash, kawpow, autolykos2, octopus, kheavyhash, ...) or a GPU miner's name (lolMiner, GMiner, PhoenixMiner, SRBMiner-MULTI, ethminer, nanominer, T-Rex, NBMiner, TeamRedMiner, BzMiner)."
+        description = "A command line that starts a GPU miner: a pool given with --pool, -pool, -epool or --server (host:port, optionally with a scheme such as stratum+tcp://, ssl:// or tcp://) with a wallet or worker option close by (--user, --username, --wallet, -wal, -ewal, --worker, -worker), or a stratum URL with the wallet before the host (ethminer's -P), together with a GPU mining algorithm after -a/--algo/--algorithm/-algo/--coin/-coin (ethash, etchash, kawpow, autolykos2, octopus, kheavyhash, ...), a coin ticker after -coin/--coin, or a GPU miner's name (lolMiner, GMiner, PhoenixMiner, SRBMiner-MULTI, ethminer, nanominer, NBMiner, TeamRedMiner, BzMiner)."
         why = "GPU nodes are what miners are after; a start script or entrypoint that points a GPU miner at a pool mines on every GPU the pod is given, whatever coin it mines."
         example = "./lolMiner --algo ETCHASH --pool etc.2miners.com:1010 --user 0x5A0b54D5dc17e0AadC383d2db43B0a0D3E029c4c.rig0"
         reference = "https://github.com/Lolliedieb/lolMiner-releases"
 
     strings:
-        $pool = /(^|[\s"'=,\[])(--pool|-pool|-epool|--server)[\s"',=]+["']?((stratum[12]?\+(tcp|ssl|tls)|stratum|ssl|tcp)[a-z+]*:\/\/)?([A-Za-z0-9._\-]+@)?[A-Za-z0-9.\-]{3,}:[0-9]{2,5}\b/
-        $user = /(^|[\s"',\[])(-u|-w|--user|--wallet|-wal|-ewal|--worker|-worker)[\s"',=]+["']?[A-Za-z0-9]/
+        $pool = /(^|[\s"'=,\[])(--pool|-pool|-epool|--server)[\s"',=]+["']?([a-z0-9]{2,10}(\+[a-z0-9]{2,5})?:\/\/)?([A-Za-z0-9._\-]{1,128}@)?[A-Za-z0-9.\-]{3,128}:[0-9]{2,5}\b/
+        $user = /(^|[\s"',\[])(--user|--username|--wallet|-wal|-ewal|--worker|-worker)[\s"',=]+["']?[A-Za-z0-9]/
         // ethminer: -P stratum1+tcp://WALLET.worker@host:port
-        $user_in_url = /(stratum[12]?\+(tcp|ssl|tls)|stratum|ssl):\/\/[A-Za-z0-9._\-]{8,}@[A-Za-z0-9.\-]{3,}:[0-9]{2,5}/
-        $algo = /(-a|--algo|--algorithm|-algo|-coin|--coin)[\s"',=]+["']?(ethash|etchash|kawpow|autolykos2?|octopus|equihash[0-9_]*|beamhash[a-z0-9]*|cuckatoo3[12]|cuckaroo[a-z0-9]*|zhash|firopow|progpow[a-z0-9]*|kheavyhash|karlsenhash|nexapow|fishhash|eth|etc|rvn|erg|ergo|cfx|kas|flux|beam|zec)\b/ nocase
-        $name = /\b(t-rex|lolMiner|nbminer|gminer|teamredminer|PhoenixMiner|SRBMiner-MULTI|nanominer|ethminer|bzminer)\b/ nocase
+        $user_in_url = /stratum[12]?\+(tcp|ssl|tls):\/\/[A-Za-z0-9._\-]{8,128}@[A-Za-z0-9.\-]{3,128}:[0-9]{2,5}/
+        $algo = /(^|[\s"'=,\[])(-a|--algo|--algorithm|-algo|-coin|--coin)[\s"',=]+["']?(ethash|etchash|kawpow|autolykos2?|octopus|equihash[0-9_]*|beamhash[a-z0-9]*|cuckatoo3[12]|cuckaroo[a-z0-9]*|zhash|firopow|progpow[a-z0-9]*|kheavyhash|karlsenhash|nexapow|fishhash|sha512256d|pyrinhash|xelishash|dynexsolve)\b/ nocase
+        $coin = /(^|[\s"'=,\[])(-coin|--coin)[\s"',=]+["']?(eth|etc|rvn|erg|ergo|cfx|kas|flux|beam|zec|clore|neox)\b/ nocase
+        $name = /\b(lolMiner|nbminer|gminer|teamredminer|PhoenixMiner|SRBMiner-MULTI|nanominer|ethminer|bzminer)\b/ nocase
 
     condition:
         filesize < 1MB and uint32(0) != 0x464c457f and
-        ( ($pool and ($user or $user_in_url)) or $user_in_url ) and
-        ( $algo or $name )
+        (
+            ( for any i in (1..#pool) : ( $user in (@pool[i] - 300 .. @pool[i] + 300) ) )
+            or $user_in_url
+        ) and
+        ( $algo or $coin or $name )
 }
 
 rule MH_MINER_SYSTEMD_UNIT

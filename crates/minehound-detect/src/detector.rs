@@ -370,10 +370,16 @@ mod tests {
         }
         // Without a process call, without a miner's options or without
         // anywhere the coins go, it is not a launcher.
+        // "-o" and "-u" far apart: a compiler call and a ps call.
+        let far_apart = format!(
+            "subprocess.run([\"gcc\", \"-o\", out, src])\n{}\nsubprocess.run([\"ps\", \"-u\", user])\n# see pool.supportxmr.com:443\n",
+            "# ".repeat(150)
+        );
         for code in [
             "OPTS = [\"-o\", \"pool.supportxmr.com:443\", \"-u\", w]\n",
             "subprocess.run([\"ssh\", \"-o\", \"BatchMode=yes\", \"-u\", user, \"build.example.com:22\"])\n",
             "subprocess.run([\"xmrig\", \"--version\"]); HOST = \"pool.supportxmr.com:443\"\n",
+            far_apart.as_str(),
         ] {
             let found = rules_matching(code);
             assert!(
@@ -395,7 +401,6 @@ mod tests {
             "./SRBMiner-MULTI --algorithm autolykos2 --pool stratum+tcp://erg.2miners.com:8888 --wallet 9fWALLET --worker rig1"
                 .to_string(),
             format!("ethminer -G -P stratum1+tcp://{wallet}.rig@eth-eu1.nanopool.org:9999"),
-            "exec ./bzminer -a kheavyhash --pool kas.example.net:3333 -w kaspa:qqWALLET".to_string(),
         ];
         for line in &lines {
             let script = format!("#!/bin/sh\ncd /opt/miner\n{line}\n");
@@ -408,9 +413,11 @@ mod tests {
         // Pool-like options of ordinary programs, without a GPU algorithm
         // or miner: no finding.
         for line in [
-            "kubectl config set-cluster prod --server=api.example.com:6443 --user=admin",
+            "kubectl config set-cluster prod --server=api.example.com:6443 --user=admin\ncp -a etc/ /backup/",
             "rsync --server -logDtpre.iLsfxC . /srv/backup; psql --user app db.example.com:5432",
             "pgbouncer --pool pgpool.internal:6432 --user app --algo round-robin",
+            "gunicorn --server 0.0.0.0:8080 -w 4 app:main --worker-class gthread --coin-flip eth0",
+            "./t-rex-64 --cfg cfg/trex_cfg.yaml -f cap2/dns.yaml --server 10.0.0.2:4501 --user lab",
         ] {
             let found = rules_matching(&format!("#!/bin/sh\n{line}\n"));
             assert!(

@@ -6,7 +6,10 @@
 //! Only a thread that holds nothing waits: a reader already holding a
 //! file's buffer (an archive whose members it is now reading) takes what it
 //! needs at once, so no two readers ever wait for each other. That overdraft
-//! is bounded by the archive depth limit.
+//! is bounded by the archive depth limit. One exception: a layer's reader
+//! may wait while chunks read ahead for it hold budget bytes; those are only
+//! taken with [`MemoryBudget::try_reserve_leaving`], which leaves at least
+//! the largest file's room free, so the reader's wait always ends.
 
 use std::cell::Cell;
 use std::io::{self, Read};

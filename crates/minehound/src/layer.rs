@@ -185,8 +185,11 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     limits: &Limits,
     helpers: Option<&Helpers<'_, 's>>,
 ) -> Result<LayerScan, LayerError> {
-    let (pump, inflated) =
-        minehound_unpack::read_ahead_within(&limits.memory_budget, limits.max_file_size);
+    // Read-ahead never takes the file buffers' half of the budget, so
+    // several layers read ahead at once (a service's jobs) leave room for
+    // files, and always one file's room for the reader that frees them.
+    let keep_free = limits.max_file_size.max(limits.memory_budget.total() / 2);
+    let (pump, inflated) = minehound_unpack::read_ahead_within(&limits.memory_budget, keep_free);
     std::thread::scope(|scope| {
         let inflater = scope.spawn(move || {
             let mut raw = HashingReader::new(blob);
