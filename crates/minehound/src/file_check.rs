@@ -112,21 +112,20 @@ impl<'a, 's> FileChecker<'a, 's> {
     }
 
     fn skip(&mut self, path: &str, size: u64, reason: String) {
-        self.scan.skipped.push(SkippedFile {
-            path: path.to_string(),
-            size,
-            reason,
-            failed: false,
-        });
+        self.list_unchecked(path, size, reason, false);
     }
 
     /// Lists a file the scanner failed on: it has no verdict.
     fn fail(&mut self, path: &str, size: u64, reason: String) {
+        self.list_unchecked(path, size, reason, true);
+    }
+
+    fn list_unchecked(&mut self, path: &str, size: u64, reason: String, failed: bool) {
         self.scan.skipped.push(SkippedFile {
             path: path.to_string(),
             size,
             reason,
-            failed: true,
+            failed,
         });
     }
 
