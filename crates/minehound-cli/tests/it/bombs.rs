@@ -299,7 +299,10 @@ fn file_buffers_wait_for_the_memory_budget_instead_of_growing_past_it() {
         assert_eq!(report["stats"]["files_scanned"], 4, "{case}");
         peaks.push(run.peak_rss_mib);
     }
-    // One buffer at a time under 64 MiB; all four under 512 MiB.
+    // One buffer at a time under 64 MiB. Under 512 MiB all four may be
+    // held at once, but how many overlap is scheduling on a loaded 2-core
+    // machine (a CI run saw [72, 120, 151]): at least one more than under
+    // 64 MiB shows it was the budget that held them back.
     assert!(peaks[0] < 64 + 60, "{peaks:?}");
-    assert!(peaks[2] > peaks[0] + 90, "{peaks:?}");
+    assert!(peaks[2] > peaks[0] + 40, "{peaks:?}");
 }
