@@ -3,13 +3,16 @@
 //! or stall, and a YARA rule that is slow on any large file, so tests can
 //! prove that one file's failure stays that file's and that time limits hold.
 
-use crate::{BuiltImage, Entry, ImageSpec, Layer, demo_image, tar_bytes, tiny_elf};
+use crate::{
+    BuiltImage, Entry, ImageSpec, Layer, demo_image, tar_bytes, tiny_elf, tiny_elf_without_sections,
+};
 
 /// The components a file can make panic, as the marker names them, with the
 /// name reports give them.
 pub const PANICKING_COMPONENTS: &[(&str, &str)] = &[
     ("classifier", "classifier"),
     ("nested-archive-reader", "nested archive reader"),
+    ("upx-unpacker", "UPX unpacker"),
     ("hash-list-lookup", "hash list lookup"),
     ("elf-parser", "ELF parser"),
     ("rules-engine", "rules engine"),
@@ -39,6 +42,8 @@ pub fn panicking_image() -> BuiltImage {
                 "nested-archive-reader" => tar_bytes(&[Entry::file("/inner.sh", marker)]),
                 // An ELF file: only ELF files reach the ELF parser.
                 "elf-parser" => tiny_elf(&marker),
+                // A packed ELF: only those reach the unpacker.
+                "upx-unpacker" => tiny_elf_without_sections(&[&marker[..], b"UPX!"].concat()),
                 _ => marker,
             };
             Entry::executable(&panicking_path(component), bytes)

@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -119,6 +120,52 @@ pub fn xmrig() -> io::Result<Vec<u8>> {
     let bytes = db4e_member(XMRIG_MEMBER)?;
     check_sha256(XMRIG_MEMBER, &bytes, XMRIG_SHA256)?;
     Ok(bytes)
+}
+
+/// The UPX release the packed fixtures are made with (Debian's `upx-ucl`,
+/// from bookworm-backports; `.ci/run` installs it).
+pub const UPX_VERSION: &str = "upx 4.2.2";
+
+/// XMRig 6.23.0 packed by the real `upx` with `method` (`nrv2b`, `nrv2d`,
+/// `nrv2e`, `lzma`), as an attacker packs it. Fails if `upx` is missing or
+/// not [`UPX_VERSION`], so a test never passes on a different packer.
+pub fn upx_packed_xmrig(method: &str) -> io::Result<Vec<u8>> {
+    let version = Command::new("upx")
+        .arg("--version")
+        .output()
+        .map_err(|err| {
+            io::Error::other(format!(
+                "`upx` not found ({err}): install upx-ucl from bookworm-backports, as .ci/run does"
+            ))
+        })?;
+    let version = String::from_utf8_lossy(&version.stdout);
+    if version.lines().next() != Some(UPX_VERSION) {
+        return Err(io::Error::other(format!(
+            "`upx --version` says {:?}, the fixtures are made with {UPX_VERSION}",
+            version.lines().next()
+        )));
+    }
+    let cached = cache_dir().join(format!("xmrig-6.23.0.upx-4.2.2-{method}"));
+    if let Ok(bytes) = fs::read(&cached) {
+        return Ok(bytes);
+    }
+    let dir = tempfile::tempdir_in(cache_dir())?;
+    let original = dir.path().join("xmrig");
+    fs::write(&original, xmrig()?)?;
+    // upx packs only files marked executable.
+    fs::set_permissions(&original, fs::Permissions::from_mode(0o755))?;
+    let packed = dir.path().join("packed");
+    let status = Command::new("upx")
+        .args(["-q", "-q", &format!("--{method}"), "-o"])
+        .arg(&packed)
+        .arg(&original)
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("upx --{method} failed: {status}")));
+    }
+    // Renamed into place whole: tests running side by side share the cache.
+    fs::rename(&packed, &cached)?;
+    fs::read(cached)
 }
 
 /// A Debian package fetched with `apt-get download` at a pinned version and

@@ -5,7 +5,8 @@
 //! with its bytes in one reused buffer, up to [`Limits::max_file_size`]. Whiteouts
 //! and opaque directories are reported as such, so the caller can tell which files a
 //! later layer deleted. Archives found inside layers (tar, tar.gz, tar.zst, zip, or a
-//! single gzip/zstd file) are walked the same way by [`walk_nested`].
+//! single gzip/zstd file) are walked the same way by [`walk_nested`]. UPX-packed
+//! ELF executables are unpacked in memory by [`upx::unpack`].
 //!
 //! ```
 //! use minehound_unpack::{walk_layer, Limits, Visitor, FileEntry};
@@ -48,6 +49,7 @@ mod limits;
 mod nested;
 mod path;
 mod read_ahead;
+pub mod upx;
 mod walk;
 
 pub use budget::{HandedOver, MemoryBudget, Reservation};

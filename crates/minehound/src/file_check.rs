@@ -3,8 +3,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use minehound_detect::{CheckedFile, Detector, FileKind, classify, hidden_path, sha256};
-use minehound_unpack::{ArchiveFormat, FileEntry, Limits, Visitor, walk_nested};
+use minehound_detect::{
+    CheckedFile, Detection, Detector, FileKind, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE,
+    classify, hidden_path, sha256,
+};
+use minehound_unpack::{ArchiveFormat, FileEntry, Limits, Visitor, join_nested, upx, walk_nested};
 
 use crate::error::panic_message;
 use crate::layer::{FileFinding, LayerScan, SkippedFile};
@@ -44,6 +47,7 @@ pub(crate) trait ShareFiles {
 enum Component {
     Classifier,
     NestedArchive,
+    Unpacker,
     /// The detector names its own stage.
     Detector,
 }
@@ -53,6 +57,7 @@ impl Component {
         match self {
             Component::Classifier => "classifier",
             Component::NestedArchive => "nested archive reader",
+            Component::Unpacker => "UPX unpacker",
             Component::Detector => "detector",
         }
     }
@@ -171,6 +176,7 @@ impl<'a, 's> FileChecker<'a, 's> {
                 if let Some(hidden) = hidden_path(file.path, kind, &detections) {
                     detections.push(hidden);
                 }
+                let packed = whole && kind == FileKind::Elf && is_packed(&detections);
                 if !detections.is_empty() {
                     // A finding names its file's hash (for allowlists and
                     // lookups) even when no hash list needed it.
@@ -181,6 +187,9 @@ impl<'a, 's> FileChecker<'a, 's> {
                         size: file.size,
                         detections,
                     });
+                }
+                if packed && let Err(reason) = self.unpack(file) {
+                    not_read = Some(reason);
                 }
                 match not_read {
                     Some(reason) => self.skip(file.path, file.size, reason),
@@ -235,6 +244,40 @@ impl<'a, 's> FileChecker<'a, 's> {
         }
     }
 
+    /// Checks what a packed ELF unpacks to, as a member of it named
+    /// `path!upx-unpacked`. `Err` carries why it was not unpacked: only the
+    /// packed bytes were checked.
+    fn unpack(&mut self, file: &FileEntry<'_>) -> Result<(), String> {
+        if file.depth >= self.limits.max_depth {
+            return Err(format!(
+                "packed, and nested deeper than the limit of {} levels: not unpacked, only the packed bytes were checked",
+                self.limits.max_depth
+            ));
+        }
+        self.component = Component::Unpacker;
+        minehound_detect::fault::inject(Component::Unpacker.name(), file.data);
+        // What it unpacks to is a file like any other, and draws on the
+        // layer's budget for what archives expand to.
+        let limit = self.limits.max_file_size.min(self.nested_budget);
+        let image = upx::unpack(file.data, limit).map_err(|err| {
+            format!("packed, and not unpacked: {err}; only the packed bytes were checked")
+        })?;
+        let _reserved = self.limits.memory_budget.reserve(image.len() as u64);
+        self.nested_budget = self.nested_budget.saturating_sub(image.len() as u64);
+        let path = join_nested(file.path, "upx-unpacked");
+        self.nesting += 1;
+        let checked = self.file(FileEntry {
+            path: &path,
+            mode: file.mode,
+            size: image.len() as u64,
+            data: &image,
+            truncated: false,
+            depth: file.depth + 1,
+        });
+        self.nesting -= 1;
+        checked.map_err(|err| format!("unpacked, and not checked: {}", error_chain(&err)))
+    }
+
     /// Checks one file, so that a panic (a parser, a decompressor, the rules
     /// engine) ends that file's check, not the layer's: the file is listed
     /// as failed.
@@ -259,6 +302,14 @@ impl<'a, 's> FileChecker<'a, 's> {
         }
         self.component = outer;
     }
+}
+
+/// Whether the ELF detector found the file packed (UPX, or UPX with its
+/// marks removed, or packed bytes of no known packer): worth unpacking.
+fn is_packed(detections: &[Detection]) -> bool {
+    detections.iter().any(|detection| {
+        [UPX_RULE, UPX_TAMPERED_RULE, PACKED_ENTROPY_RULE].contains(&detection.rule.as_str())
+    })
 }
 
 /// Whether the checks would open the file as an archive: its members are

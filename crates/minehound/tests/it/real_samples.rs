@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use minehound::{Detector, Severity, Status};
+use minehound::{Detector, ScannerBuilder, Severity, Status};
 use minehound_testdata::samples::{self, MONEROD_MEMBER, P2POOL_MEMBER};
 use minehound_testdata::{Compression, Entry, ImageSpec, Layer, gzip, tar_bytes};
 use rayon::prelude::*;
@@ -161,6 +161,25 @@ fn xmrig_forms(xmrig: &[u8]) -> Vec<(&'static str, ImageSpec, String, Status)> {
             "/usr/sbin/kswapd0",
         ),
     ];
+    for (form, packed) in [
+        (
+            "packed with upx 4.2.2 (NRV2E, its default)",
+            upx_packed("nrv2e"),
+        ),
+        (
+            "packed with upx --lzma, UPX! magics patched out",
+            upx_tampered("lzma"),
+        ),
+    ] {
+        forms.push(one(
+            form,
+            Layer::gzip(
+                "COPY kworker /usr/bin/",
+                vec![Entry::executable("/usr/bin/kworker", packed)],
+            ),
+            "/usr/bin/kworker!upx-unpacked",
+        ));
+    }
     forms.push((
         "deleted in a later layer",
         ImageSpec {
@@ -224,6 +243,107 @@ fn xmrig_is_critical_in_every_form() {
         assert_accounting(&report);
     }
     eprintln!("{}", table.join("\n"));
+}
+
+fn upx_packed(method: &str) -> Vec<u8> {
+    samples::upx_packed_xmrig(method).expect("pack XMRig with upx (upx-ucl, bookworm-backports)")
+}
+
+/// Packed, then every `UPX!` magic overwritten: what attackers do so that
+/// `upx -d` refuses the file. Checked: upx itself no longer reads it.
+fn upx_tampered(method: &str) -> Vec<u8> {
+    let mut packed = upx_packed(method);
+    while let Some(at) = packed.windows(4).position(|w| w == b"UPX!") {
+        packed[at..at + 4].copy_from_slice(b"\0\0\0\0");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tampered");
+    fs::write(&file, &packed).unwrap();
+    let test = std::process::Command::new("upx")
+        .arg("-t")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!test.status.success(), "upx -t accepted the tampered file");
+    packed
+}
+
+/// The packed file keeps its own finding (packed, medium); what it unpacks
+/// to is a member of it, checked like any file and counted. Where it may
+/// not be unpacked (beyond the file size limit), the packed file is listed
+/// as skipped with the reason, its packed bytes still checked.
+#[test]
+fn upx_packed_xmrig_is_judged_by_what_it_unpacks_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = upx_packed("nrv2b");
+    let target = layout(
+        &dir.path().join("a"),
+        &image_with("/usr/bin/kworker", packed.clone()),
+    );
+    let report = scan(&target).unwrap();
+    let outer = findings_for(&report, "/usr/bin/kworker");
+    assert_eq!(
+        outer
+            .iter()
+            .map(|f| (f.rule.as_str(), f.severity))
+            .collect::<Vec<_>>(),
+        [("MH-ELF-UPX-PACKED", Severity::Medium)]
+    );
+    let inner = findings_for(&report, "/usr/bin/kworker!upx-unpacked");
+    let rules: Vec<_> = inner.iter().map(|f| f.rule.as_str()).collect();
+    assert!(
+        rules.contains(&"MH-KNOWN-MINER-HASH") && rules.contains(&"MH-XMRIG-ELF"),
+        "{rules:?}"
+    );
+    assert!(
+        inner
+            .iter()
+            .all(|f| f.sha256.as_deref() == Some(samples::XMRIG_SHA256))
+    );
+    assert!(
+        inner
+            .iter()
+            .all(|f| f.layer.index == 1 && f.size == 4_998_584)
+    );
+    // os-release, the packed file and what it unpacks to.
+    assert_eq!((report.stats.files, report.stats.files_scanned), (3, 3));
+    assert_eq!(report.stats.elf_files, 2);
+    assert_accounting(&report);
+
+    let small = ScannerBuilder::new()
+        .limits(minehound::Limits {
+            max_file_size: 2 << 20,
+            ..minehound::Limits::default()
+        })
+        .build()
+        .unwrap();
+    let report = scan_with(&small, &target, minehound::PlatformChoice::Host).unwrap();
+    assert_eq!(
+        summary(&report, Severity::Info),
+        [(
+            "MH-ELF-UPX-PACKED".to_string(),
+            "/usr/bin/kworker".to_string(),
+            Status::Present,
+            1
+        )]
+    );
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|s| (s.path.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, "/usr/bin/kworker");
+    assert!(
+        skipped[0].1.contains("not unpacked")
+            && skipped[0]
+                .1
+                .contains("4998584 bytes, beyond the limit of 2097152 bytes"),
+        "{}",
+        skipped[0].1
+    );
+    assert_eq!((report.stats.files, report.stats.files_scanned), (2, 1));
+    assert_accounting(&report);
 }
 
 #[test]
