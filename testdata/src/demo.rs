@@ -72,6 +72,7 @@ pub fn demo_image() -> ImageSpec {
         entrypoint: Some(vec!["/bin/hello".to_owned()]),
         cmd: None,
         env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()],
+        working_dir: None,
     }
 }
 

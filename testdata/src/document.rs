@@ -78,6 +78,8 @@ pub(crate) struct RunConfig<'a> {
     pub entrypoint: Option<&'a [String]>,
     #[serde(rename = "Env", skip_serializing_if = "<[String]>::is_empty")]
     pub env: &'a [String],
+    #[serde(rename = "WorkingDir", skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -89,6 +89,8 @@ pub struct ImageSpec {
     pub cmd: Option<Vec<String>>,
     /// Config `Env`, `NAME=value` strings.
     pub env: Vec<String>,
+    /// Config `WorkingDir`.
+    pub working_dir: Option<String>,
 }
 
 /// An image built from an [`ImageSpec`]: every blob with its digest.
@@ -166,6 +168,7 @@ impl ImageSpec {
                 cmd: self.cmd.as_deref(),
                 entrypoint: self.entrypoint.as_deref(),
                 env: &self.env,
+                working_dir: self.working_dir.as_deref(),
             },
             history: (0..layers.len())
                 .map(|i| History {

@@ -86,6 +86,8 @@ pub(crate) struct ProcessConfig {
     pub cmd: Option<Vec<String>>,
     #[serde(rename = "Env", default)]
     pub env: Option<Vec<String>>,
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

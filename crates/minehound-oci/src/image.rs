@@ -81,9 +81,22 @@ pub struct ImageProcess {
     pub cmd: Vec<String>,
     /// `Env`.
     pub env: Vec<String>,
+    /// `WorkingDir`, where relative paths of the command start.
+    pub working_dir: Option<String>,
     /// Every history `created_by` line, bottom first, empty layers (`ENV`,
     /// `CMD`, ...) included.
     pub history: Vec<HistoryLine>,
+}
+
+impl ImageProcess {
+    /// The command the image runs: `Entrypoint` then `Cmd`, word by word.
+    pub fn command(&self) -> Vec<&str> {
+        self.entrypoint
+            .iter()
+            .chain(&self.cmd)
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// One line of the config's history.

@@ -475,6 +475,7 @@ fn process_of(config: &ConfigFile) -> ImageProcess {
         entrypoint: process.entrypoint.unwrap_or_default(),
         cmd: process.cmd.unwrap_or_default(),
         env: process.env.unwrap_or_default(),
+        working_dir: process.working_dir.filter(|dir| dir.starts_with('/')),
         history: config
             .history
             .iter()

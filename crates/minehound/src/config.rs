@@ -13,7 +13,7 @@ use minehound_report::{Finding, LayerRef, Status};
 pub const IMAGE_CONFIG_PATH: &str = "<image config>";
 
 /// The field name of the command the image runs.
-const COMMAND_FIELD: &str = "Entrypoint+Cmd";
+pub(crate) const COMMAND_FIELD: &str = "Entrypoint+Cmd";
 
 /// One piece of config text and where it sits.
 struct Part {
@@ -26,12 +26,7 @@ struct Part {
 fn parts(image: &Image) -> Vec<Part> {
     let process = &image.process;
     let mut out = Vec::new();
-    let command: Vec<&str> = process
-        .entrypoint
-        .iter()
-        .chain(&process.cmd)
-        .map(String::as_str)
-        .collect();
+    let command = process.command();
     if !command.is_empty() {
         out.push(Part {
             field: COMMAND_FIELD.into(),
@@ -221,6 +216,7 @@ mod tests {
                 entrypoint: vec!["/app".into()],
                 cmd: Vec::new(),
                 env: vec!["A=1".into()],
+                working_dir: None,
                 history: vec![
                     line("ADD x /", Some(0)),
                     line("ENV A=1", None),

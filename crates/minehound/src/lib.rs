@@ -139,6 +139,7 @@ mod config;
 mod error;
 mod file_check;
 mod fs_scan;
+mod launched;
 mod layer;
 mod layer_share;
 mod media_type;

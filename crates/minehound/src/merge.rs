@@ -6,6 +6,7 @@ use std::sync::Arc;
 use minehound_oci::Image;
 use minehound_report::{Finding, ImageSummary, LayerRef, LayerSummary, Report, Skipped, Status};
 
+use crate::launched::command_findings;
 use crate::layer::{FileFinding, LayerScan};
 
 /// An image with the scan of each of its layers, bottom first.
@@ -23,6 +24,7 @@ pub(crate) fn build_report(
     let mut report = Report::new(target);
     for ScannedImage { image, scans } in images {
         report.findings.extend(config_findings(&image));
+        let image_findings = report.findings.len();
         let platform = image.platform.as_ref().map(|p| p.to_string());
         let mut layers = Vec::new();
         for (layer, scan) in image.layers.iter().zip(&scans) {
@@ -73,6 +75,8 @@ pub(crate) fn build_report(
                 created_by: layer.created_by.clone(),
             });
         }
+        let launched = command_findings(&image, &report.findings[image_findings..]);
+        report.findings.extend(launched);
         report.stats.images += 1;
         report.images.push(ImageSummary {
             reference: image.reference.clone(),

@@ -399,6 +399,67 @@ fn a_python_module_that_starts_xmrig_is_high_installed_and_as_a_wheel() {
     }
 }
 
+/// The image's command ties the image to what its layers hold: running
+/// the package's CLI module (`python -m crypto_ylp.cli`), a packed XMRig
+/// found on `PATH`, or a script under the working directory, each makes
+/// the command a finding of its own; a command that runs something else
+/// does not.
+#[test]
+fn a_command_that_runs_a_miner_in_the_image_is_high() {
+    let wheel = samples::crypto_ylp_wheel().expect("fetch crypto-ylp 0.1.0 from PyPI");
+    let site = "/usr/local/lib/python3.11/site-packages";
+    let installed: Vec<Entry> = samples::wheel_files(&wheel)
+        .unwrap()
+        .into_iter()
+        .map(|(name, bytes)| Entry::file(&format!("{site}/{name}"), bytes))
+        .chain([
+            Entry::executable("/usr/bin/kworker", upx_packed("nrv2e")),
+            Entry::file("/srv/app/start.py", "print('hello')\n"),
+        ])
+        .collect();
+    let command = "<image config>/Entrypoint+Cmd";
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], Option<&str>); 5] = [
+        (
+            &["python3", "-m", "crypto_ylp.cli"],
+            Some(&format!("{site}/crypto_ylp/miner.py")),
+        ),
+        (
+            &["/bin/sh", "-c", "cd /tmp && exec kworker -c /etc/k.json"],
+            Some("/usr/bin/kworker!upx-unpacked"),
+        ),
+        (&["python3", "start.py"], None),
+        (&["python3", "-m", "http.server"], None),
+        (&["/usr/local/bin/kworker"], None),
+    ];
+    for (i, (cmd, held)) in cases.into_iter().enumerate() {
+        let spec = ImageSpec {
+            layers: vec![Layer::gzip("RUN pip install crypto-ylp", installed.clone())],
+            cmd: Some(cmd.iter().map(|w| w.to_string()).collect()),
+            working_dir: Some("/srv/app".into()),
+            ..ImageSpec::default()
+        };
+        let report = scan(&layout(&dir.path().join(i.to_string()), &spec.build())).unwrap();
+        let found = findings_for(&report, command);
+        match held {
+            Some(held) => {
+                assert_eq!(found.len(), 1, "{cmd:?}: {found:#?}");
+                assert_eq!(
+                    (found[0].rule.as_str(), found[0].severity),
+                    ("MH-IMAGE-CONFIG-MINER", Severity::High)
+                );
+                assert!(
+                    found[0].description.contains(held),
+                    "{cmd:?}: {}",
+                    found[0].description
+                );
+            }
+            None => assert!(found.is_empty(), "{cmd:?}: {found:#?}"),
+        }
+        assert_accounting(&report);
+    }
+}
+
 #[test]
 fn monero_node_and_p2pool_are_at_most_low() {
     let dir = tempfile::tempdir().unwrap();
