@@ -56,6 +56,30 @@ rule MH_MINER_CONFIG
         )
 }
 
+rule MH_MINER_CONFIG_TEXT
+{
+    meta:
+        id = "MH-MINER-CONFIG-TEXT"
+        family = "miner-config"
+        severity = "high"
+        description = "A miner configuration in key-value text (INI, .cfg, TOML, YAML, .env, .conf): a key whose value is a stratum URL or a known pool's host:port, with a wallet, user, worker or login key within a few lines; or a GPU miner's pools list (POOL: host:port, WALLET: ...)."
+        why = "Miners other than XMRig (cpuminer wrappers, GPU miners, Python and shell launchers) read their pool and the account to pay from such files; in an image, it names where someone else's hardware will mine."
+        example = "[BitCoin]\nMiningAddress = stratum+tcp://cn.ss.btc.com:1800\nUsername = worker.002\nPassword = x (PyPI secret-miner's miner.cfg); POOL: eth-eu1.nanopool.org:9999, WALLET: 0x..., PSW: x (epools.txt)"
+        reference = "https://attack.mitre.org/techniques/T1496/"
+
+    strings:
+        // a stratum URL as a key's value, then an account key close by (or before it)
+        $url_then_account = /[=:][ \t]*["']?stratum[12]?\+(tcp|ssl|tls):\/\/[^\s"',]{3,200}[^\x00]{0,400}\b(user(name)?|wallet|worker|login|account|wal|rig-?id)["']?[ \t]*[=:]/ nocase
+        $account_then_url = /\b(user(name)?|wallet|worker|login|account|wal)["']?[ \t]*[=:][^\n\x00]{1,200}\n[^\x00]{0,400}[=:][ \t]*["']?stratum[12]?\+(tcp|ssl|tls):\/\// nocase
+        // a known pool's host:port as a key's value, an account key close by
+        $host_then_account = /[=:][ \t]*["']?[A-Za-z0-9.\-]{0,64}(supportxmr|moneroocean|nanopool|2miners|ethermine|f2pool|herominers|hashvault|c3pool|minexmr|unmineable|nicehash|woolypooly|flexpool|hiveon|viabtc|antpool|kryptex)\.[a-z.]{2,12}:[0-9]{2,5}[^\x00]{0,400}\b(user(name)?|wallet|worker|login|account|wal)["']?[ \t]*[=:]/ nocase
+        // PhoenixMiner-style epools.txt line
+        $pools_line = /\bpool[ \t]*:[ \t]*[A-Za-z0-9.+:\/\-]{3,128}:[0-9]{2,5}[ \t]*,[ \t]*wallet[ \t]*:/ nocase
+
+    condition:
+        filesize < 1MB and uint32(0) != 0x464c457f and any of them
+}
+
 rule MH_DROPPER_SCRIPT
 {
     meta:

