@@ -314,6 +314,45 @@ fn check_sha256(what: &str, bytes: &[u8], expected: &str) -> io::Result<()> {
 pub const DEBIAN_CRYPTO_PACKAGES: &[&str] =
     &["libssl3", "libsodium23", "libgcrypt20", "libgnutls30"];
 
+/// Debian packages of GPU runtimes (ROCm, the OpenCL loader) for the
+/// false-alarm sweep: what GPU images hold, with GPU kernel loaders and
+/// hash-like names, and no pool protocol.
+pub const DEBIAN_GPU_PACKAGES: &[&str] = &[
+    "libamdhip64-5",
+    "libhsa-runtime64-1",
+    "librocm-smi64-1",
+    "libamd-comgr2",
+    "ocl-icd-libopencl1",
+];
+
+/// NVIDIA's CUDA runtime as PyPI ships it for PyTorch: `(requirement, wheel,
+/// sha256)`.
+pub const NVIDIA_CUDA_RUNTIME_WHEEL: (&str, &str, &str) = (
+    "nvidia-cuda-runtime-cu12==12.9.79",
+    "nvidia_cuda_runtime_cu12-12.9.79-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+    "25bba2dfb01d48a9b59ca474a1ac43c6ebf7011f1b0b8cc44f54eb6ac48a96c3",
+);
+
+/// The CUDA runtime wheel, fetched with `pip download` (for Linux x86-64,
+/// whatever this machine is) and verified.
+pub fn nvidia_cuda_runtime_wheel() -> io::Result<PathBuf> {
+    let (requirement, wheel, sha256) = NVIDIA_CUDA_RUNTIME_WHEEL;
+    fetch_verified(wheel, sha256, |dir| {
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--only-binary=:all:",
+            ])
+            .args(["--platform", "manylinux2014_x86_64", requirement, "-d"])
+            .arg(dir)
+            .status()
+    })
+}
+
 /// The files of a Debian package: those installed on this machine, or else
 /// the candidate version fetched with `apt-get download` and unpacked under
 /// the sample cache. For false-alarm checks, where any current build serves

@@ -13,6 +13,9 @@ pub const UPX_TAMPERED_RULE: &str = "MH-ELF-UPX-TAMPERED";
 /// Id for a section-less ELF made mostly of high-entropy (packed) bytes.
 pub const PACKED_ENTROPY_RULE: &str = "MH-ELF-PACKED-ENTROPY";
 
+/// The rules that say an ELF is packed: worth unpacking before judging it.
+pub const PACKER_RULES: [&str; 3] = [UPX_RULE, UPX_TAMPERED_RULE, PACKED_ENTROPY_RULE];
+
 /// Text of UPX's decompression stubs and banner, which survive when a packer
 /// patches out the `UPX!` magic to stop `upx -d`.
 const UPX_STUB_TEXT: &[&[u8]] = &[

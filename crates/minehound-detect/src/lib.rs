@@ -38,7 +38,7 @@ pub use detector::{
     IMAGE_CONFIG_RULE, KNOWN_HASH_RULE, LAUNCH_RULE, RuleMatch, Stage, StringMatch, sha256,
     sha256_hex,
 };
-pub use elf::{MALFORMED_RULE, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE};
+pub use elf::{MALFORMED_RULE, PACKED_ENTROPY_RULE, PACKER_RULES, UPX_RULE, UPX_TAMPERED_RULE};
 pub use error::Error;
 pub use hashes::{HashEntry, HashList};
 pub use hiding::{HIDDEN_PATH_RULE, hidden_path, hiding_place};

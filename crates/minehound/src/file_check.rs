@@ -4,8 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use minehound_detect::{
-    CheckedFile, Detection, Detector, FileKind, PACKED_ENTROPY_RULE, UPX_RULE, UPX_TAMPERED_RULE,
-    classify, hidden_path, sha256,
+    CheckedFile, Detection, Detector, FileKind, PACKER_RULES, classify, hidden_path, sha256,
 };
 use minehound_unpack::{ArchiveFormat, FileEntry, Limits, Visitor, join_nested, upx, walk_nested};
 
@@ -307,9 +306,9 @@ impl<'a, 's> FileChecker<'a, 's> {
 /// Whether the ELF detector found the file packed (UPX, or UPX with its
 /// marks removed, or packed bytes of no known packer): worth unpacking.
 fn is_packed(detections: &[Detection]) -> bool {
-    detections.iter().any(|detection| {
-        [UPX_RULE, UPX_TAMPERED_RULE, PACKED_ENTROPY_RULE].contains(&detection.rule.as_str())
-    })
+    detections
+        .iter()
+        .any(|detection| PACKER_RULES.contains(&detection.rule.as_str()))
 }
 
 /// Whether the checks would open the file as an archive: its members are

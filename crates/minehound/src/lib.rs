@@ -178,7 +178,7 @@ pub use minehound_report::{
     Allowlist, AllowlistError, Finding, ImageExemption, LayerRef, Report, Severity, SkippedImage,
     Status, StorageReport, StorageSummary, StoredImage, Suppression, render,
 };
-pub use minehound_unpack::{Limits, MemoryBudget};
+pub use minehound_unpack::{Limits, MemoryBudget, upx};
 pub use progress::{CancelToken, Progress};
 pub use request::ScanRequest;
 pub use rule_docs::{RULES_DOC_URL, rule_anchor, rule_reference};

@@ -593,17 +593,7 @@ fn rules_check_shows_matching_rules_and_strings_per_file() {
         "rule Hello { meta: id = \"MY-HELLO\" strings: $h = \"hello\" condition: $h }\n",
     )
     .unwrap();
-    let output = minehound()
-        .args(["rules", "check"])
-        .arg(&own)
-        .arg(&script)
-        .arg(&clean)
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(output).unwrap();
+    let text = rules_check(&[&own, &script, &clean]);
     let (first, second) = text.split_once("hello.txt").unwrap();
     assert!(first.contains("MH-DROPPER-SCRIPT high"), "{text}");
     assert!(first.contains("MH-MONERO-WALLET high"), "{text}");
@@ -612,4 +602,45 @@ fn rules_check_shows_matching_rules_and_strings_per_file() {
     assert!(first.contains("\"chmod +x\""), "{text}");
     assert!(second.contains("MY-HELLO high"), "{text}");
     assert!(second.contains("$h @0x0: \"hello\""), "{text}");
+}
+
+/// `rules check` on a UPX-packed XMRig (the real upx output) shows the
+/// packed file, then what it unpacks to and why the family rule matches it.
+#[test]
+fn rules_check_shows_what_a_packed_file_unpacks_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("kworker");
+    std::fs::write(
+        &packed,
+        minehound_testdata::samples::upx_packed_xmrig("lzma").expect("pack XMRig with upx"),
+    )
+    .unwrap();
+    let text = rules_check(&[&packed]);
+    let (outer, inner) = text
+        .split_once("kworker!upx-unpacked (Elf, 4998584 bytes")
+        .unwrap();
+    assert!(outer.contains("MH-ELF-UPX-PACKED medium"), "{text}");
+    assert!(
+        inner.contains(minehound_testdata::samples::XMRIG_SHA256),
+        "{text}"
+    );
+    assert!(inner.contains("MH-XMRIG-ELF critical"), "{text}");
+    assert!(inner.contains("$opt4 @0x"), "{text}");
+    assert!(
+        inner.contains("MH-KNOWN-MINER-HASH critical (sha256 detector)"),
+        "{text}"
+    );
+}
+
+/// What `minehound rules check PATHS` prints; it must succeed.
+fn rules_check(paths: &[&std::path::Path]) -> String {
+    let output = minehound()
+        .args(["rules", "check"])
+        .args(paths)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(output).unwrap()
 }

@@ -666,7 +666,10 @@ fn no_finding_above_info_on_this_machines_software() {
             files.len() - before
         ));
     }
-    for package in samples::DEBIAN_CRYPTO_PACKAGES {
+    for package in samples::DEBIAN_CRYPTO_PACKAGES
+        .iter()
+        .chain(samples::DEBIAN_GPU_PACKAGES)
+    {
         let before = files.len();
         let package_files =
             samples::debian_package_files(package).unwrap_or_else(|e| panic!("{package}: {e}"));
@@ -674,6 +677,26 @@ fn no_finding_above_info_on_this_machines_software() {
         assert!(files.len() > before, "{package} holds no ELF file");
         counts.push(format!("{package}: {}", files.len() - before));
     }
+    // NVIDIA's CUDA runtime, as PyTorch's wheels pull it in.
+    let cuda = samples::nvidia_cuda_runtime_wheel().expect("fetch nvidia-cuda-runtime-cu12");
+    let cuda_dir = tempfile::tempdir().unwrap();
+    let before = files.len();
+    for (name, bytes) in samples::wheel_files(&cuda).unwrap() {
+        if bytes.starts_with(b"\x7fELF") {
+            let path = cuda_dir.path().join(name.replace('/', "_"));
+            fs::write(&path, bytes).unwrap();
+            files.push(path);
+        }
+    }
+    assert!(
+        files.len() > before,
+        "the CUDA runtime wheel holds no ELF file"
+    );
+    counts.push(format!(
+        "{}: {}",
+        samples::NVIDIA_CUDA_RUNTIME_WHEEL.0,
+        files.len() - before
+    ));
     files.sort();
     files.dedup();
     assert!(files.len() > 500, "found only {} ELF files", files.len());
