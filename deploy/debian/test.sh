@@ -53,6 +53,13 @@ for conf in /etc/minehound/config.toml /etc/minehound/serve.env; do
     grep -qxF "$conf" "$work/conffiles" || fail "$conf is not a conffile"
 done
 
+step "the package's own files scan clean"
+# An image with minehound installed must not fail a minehound gate.
+dpkg-deb -x "$deb" "$work/root"
+"$work/root/usr/bin/minehound" scan --no-config --no-cache --no-progress --format json \
+    "dir:$work/root" >"$work/self.json" 2>"$work/self.log" ||
+    { cat "$work/self.log"; fail "minehound finds something in its own package"; }
+
 step "dpkg -i"
 dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log"; fail "dpkg -i"; }
 [ "$(command -v minehound)" = /usr/bin/minehound ] || fail "minehound is not /usr/bin/minehound on PATH"

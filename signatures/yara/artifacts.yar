@@ -73,6 +73,8 @@ rule MH_MINER_CONFIG_TEXT
         $account_then_url = /\b(user(name)?|wallet|worker|login|account|wal)["']?[ \t]*[=:][^\n\x00]{1,200}\n[^\x00]{0,400}[=:][ \t]*["']?stratum[12]?\+(tcp|ssl|tls):\/\// nocase
         // a known pool's host:port as a key's value, an account key close by
         $host_then_account = /[=:][ \t]*["']?[A-Za-z0-9.\-]{0,64}(supportxmr|moneroocean|nanopool|2miners|ethermine|f2pool|herominers|hashvault|c3pool|minexmr|unmineable|nicehash|woolypooly|flexpool|hiveon|viabtc|antpool|kryptex)\.[a-z.]{2,12}:[0-9]{2,5}[^\x00]{0,400}\b(user(name)?|wallet|worker|login|account|wal)["']?[ \t]*[=:]/ nocase
+        // an account key, then a known pool's host:port close by (nanominer's config.ini)
+        $account_then_host = /\b(user(name)?|wallet|worker|login|account|wal)["']?[ \t]*[=:][^\n\x00]{1,200}\n[^\x00]{0,400}[=:][ \t]*["']?[A-Za-z0-9.\-]{0,64}(supportxmr|moneroocean|nanopool|2miners|ethermine|f2pool|herominers|hashvault|c3pool|minexmr|unmineable|nicehash|woolypooly|flexpool|hiveon|viabtc|antpool|kryptex)\.[a-z.]{2,12}:[0-9]{2,5}/ nocase
         // PhoenixMiner-style epools.txt line
         $pools_line = /\bpool[ \t]*:[ \t]*[A-Za-z0-9.+:\/\-]{3,128}:[0-9]{2,5}[ \t]*,[ \t]*wallet[ \t]*:/ nocase
 

@@ -277,6 +277,7 @@ rule MH_GPU_MINER
         $gpu6 = "clBuildProgram" fullword ascii
         $gpu7 = "clEnqueueNDRangeKernel" fullword ascii
         $gpu8 = "hipModuleLaunchKernel" fullword ascii
+        $gpu9 = "clCreateProgramWithBinary" fullword ascii
 
     condition:
         uint32(0) == 0x464c457f and

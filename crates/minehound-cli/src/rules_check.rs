@@ -43,16 +43,15 @@ pub fn check(paths: Vec<PathBuf>, rules: Vec<PathBuf>, no_default: bool) -> Resu
         }
         // What a packed file unpacks to, as a scan checks it.
         let limit = minehound::Limits::default().max_file_size;
-        match minehound::upx::unpack(&data, limit) {
-            Ok(image) => {
-                show(
-                    &mut out,
-                    &mut detector,
-                    &format!("{name}!upx-unpacked"),
-                    &image,
-                )?;
+        // A hostile file may not crash the tool: a panic is reported.
+        let unpacked = std::panic::catch_unwind(|| minehound::upx::unpack(&data, limit));
+        match unpacked {
+            Ok(Ok(image)) => {
+                let name = format!("{name}!upx-unpacked");
+                show(&mut out, &mut detector, &name, &image)?;
             }
-            Err(err) => writeln!(out, "  not unpacked: {err}")?,
+            Ok(Err(err)) => writeln!(out, "  not unpacked: {err}")?,
+            Err(_) => writeln!(out, "  not unpacked: internal error in the UPX unpacker")?,
         }
     }
     Ok(ExitCode::SUCCESS)

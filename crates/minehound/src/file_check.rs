@@ -247,22 +247,42 @@ impl<'a, 's> FileChecker<'a, 's> {
     /// `path!upx-unpacked`. `Err` carries why it was not unpacked: only the
     /// packed bytes were checked.
     fn unpack(&mut self, file: &FileEntry<'_>) -> Result<(), String> {
+        let not_unpacked = |why: String| {
+            format!("packed, and not unpacked: {why}; only the packed bytes were checked")
+        };
         if file.depth >= self.limits.max_depth {
-            return Err(format!(
-                "packed, and nested deeper than the limit of {} levels: not unpacked, only the packed bytes were checked",
+            return Err(not_unpacked(format!(
+                "nested deeper than the limit of {} levels",
                 self.limits.max_depth
-            ));
+            )));
         }
         self.component = Component::Unpacker;
         minehound_detect::fault::inject(Component::Unpacker.name(), file.data);
-        // What it unpacks to is a file like any other, and draws on the
-        // layer's budget for what archives expand to.
-        let limit = self.limits.max_file_size.min(self.nested_budget);
-        let image = upx::unpack(file.data, limit).map_err(|err| {
-            format!("packed, and not unpacked: {err}; only the packed bytes were checked")
+        let packed = upx::Packed::find(file.data).map_err(|err| match err {
+            upx::UpxError::NotPacked => {
+                not_unpacked("no UPX block structure (another packer, or UPX's removed)".into())
+            }
+            other => not_unpacked(other.to_string()),
         })?;
-        let _reserved = self.limits.memory_budget.reserve(image.len() as u64);
-        self.nested_budget = self.nested_budget.saturating_sub(image.len() as u64);
+        // What it unpacks to is a file like any other, bounded by the file
+        // size limit, and drawn, before any work and whatever comes of it,
+        // from what archives of the layer may expand to and from the
+        // memory budget.
+        let limit = self.limits.max_file_size.min(self.nested_budget);
+        if packed.size() > limit {
+            return Err(not_unpacked(
+                upx::UpxError::TooLarge {
+                    size: packed.size(),
+                    limit,
+                }
+                .to_string(),
+            ));
+        }
+        self.nested_budget -= packed.size();
+        let _reserved = self.limits.memory_budget.reserve(packed.size());
+        let image = packed
+            .unpack(limit)
+            .map_err(|err| not_unpacked(err.to_string()))?;
         let path = join_nested(file.path, "upx-unpacked");
         self.nesting += 1;
         let checked = self.file(FileEntry {
@@ -311,13 +331,18 @@ fn is_packed(detections: &[Detection]) -> bool {
         .any(|detection| PACKER_RULES.contains(&detection.rule.as_str()))
 }
 
-/// Whether the checks would open the file as an archive: its members are
-/// read where the archive was, since every archive of a layer draws on one
-/// decompression budget in layer order.
-fn opens_as_archive(file: &FileEntry<'_>) -> bool {
-    !file.truncated
-        && classify(file.data) == FileKind::Archive
-        && ArchiveFormat::sniff(file.data).is_some()
+/// Whether the checks would open the file (an archive, or a UPX-packed
+/// ELF to unpack): its contents are read where the file was, since all that
+/// a layer's files expand to draws on one budget, in layer order.
+fn opens_where_read(file: &FileEntry<'_>) -> bool {
+    if file.truncated {
+        return false;
+    }
+    match classify(file.data) {
+        FileKind::Archive => ArchiveFormat::sniff(file.data).is_some(),
+        FileKind::Elf => upx::Packed::find(file.data).is_ok(),
+        _ => false,
+    }
 }
 
 impl Visitor for FileChecker<'_, '_> {
@@ -330,7 +355,7 @@ impl Visitor for FileChecker<'_, '_> {
         }
         self.scan.paths.insert(file.path.to_string());
         if let Some(sharing) = self.sharing.as_deref_mut()
-            && !opens_as_archive(&file)
+            && !opens_where_read(&file)
             && sharing.hand_off(self.next_place, &file)
         {
             self.next_place += 1;

@@ -22,15 +22,37 @@ const WRAPPERS: &[&str] = &[
     "nice",
     "ionice",
     "sudo",
-    "su-exec",
-    "gosu",
     "tini",
     "dumb-init",
     "catatonit",
-    "timeout",
     "stdbuf",
-    "chroot",
+    "numactl",
+    "cpulimit",
+    "setpriv",
+    "chpst",
+    "npx",
+    "--",
 ];
+
+/// Runners of a project's environment: `uv run`, `poetry run`, …
+const RUNNERS: &[&str] = &["uv", "poetry", "pipenv", "pdm", "hatch", "rye"];
+
+/// Wrappers whose first operand is not the program (a user, a root, a
+/// duration, a lock file).
+const WRAPPERS_WITH_OPERAND: &[&str] = &[
+    "gosu",
+    "su-exec",
+    "s6-setuidgid",
+    "chroot",
+    "runuser",
+    "timeout",
+    "flock",
+    "taskset",
+];
+
+/// Findings about data rather than something that runs: a command running
+/// a package that holds a miner's config is not evidence that it mines.
+const DATA_FAMILIES: &[&str] = &["miner-config", "monero-wallet"];
 
 /// Interpreters whose first operand is the script they run.
 const INTERPRETERS: &[&str] = &[
@@ -51,8 +73,22 @@ pub(crate) enum Runs {
 /// without running a shell: each `sh -c` string is read as shell words.
 pub(crate) fn what_it_runs(process: &ImageProcess) -> Vec<Runs> {
     let words = process.command();
+    // An entrypoint script usually ends in `exec "$@"`: the `Cmd` is then a
+    // command of its own.
+    let cmd: Vec<&str> = process.cmd.iter().map(String::as_str).collect();
+    // (Not when it is the entrypoint's options or `sh -c`'s script.)
+    let is_program = |word: &&str| !word.starts_with('-') && !word.contains(char::is_whitespace);
+    let cmd_alone = (process
+        .entrypoint
+        .last()
+        .is_some_and(|last| !is_inline_flag(last))
+        && cmd.first().is_some_and(is_program))
+    .then_some(cmd);
     let mut out = Vec::new();
-    for command in commands(&words) {
+    for command in commands(&words)
+        .into_iter()
+        .chain(cmd_alone.iter().flat_map(|cmd| commands(cmd)))
+    {
         if let Some(runs) = runs_of(&command, process)
             && !out.contains(&runs)
         {
@@ -77,7 +113,7 @@ fn commands<'a>(words: &[&'a str]) -> Vec<Vec<&'a str>> {
             .iter()
             .any(|w: &&str| SHELLS.contains(&base_name(w)));
         current.push(word);
-        if word != "-c" || !in_shell {
+        if !(in_shell && is_inline_flag(word)) {
             continue;
         }
         let Some(script) = words.next() else { break };
@@ -92,6 +128,16 @@ fn commands<'a>(words: &[&'a str]) -> Vec<Vec<&'a str>> {
     }
     out.retain(|command| !command.is_empty());
     out
+}
+
+/// `-c` and shells' combined flags ending with it (`-lc`, `-ec`, `-xec`),
+/// and `-e` (inline code for node, perl, ruby).
+fn is_inline_flag(word: &str) -> bool {
+    word.strip_prefix('-').is_some_and(|flags| {
+        !flags.is_empty()
+            && flags.chars().all(|c| c.is_ascii_alphabetic())
+            && (flags.ends_with('c') || flags == "e")
+    })
 }
 
 fn base_name(word: &str) -> &str {
@@ -112,12 +158,18 @@ fn runs_of(command: &[&str], process: &ImageProcess) -> Option<Runs> {
     // Variable assignments, wrappers and their options come first.
     while let Some(&word) = words.peek() {
         let assignment = word.contains('=') && !word.starts_with('/') && !word.starts_with('-');
-        let wrapper = WRAPPERS.contains(&base_name(word));
-        if assignment
-            || wrapper
-            || word.starts_with('-')
-            || word.chars().all(|c| c.is_ascii_digit())
-        {
+        let name = base_name(word);
+        if assignment || word.starts_with('-') || WRAPPERS.contains(&name) {
+            words.next();
+        } else if RUNNERS.contains(&name) {
+            words.next();
+            words.next_if_eq(&"run");
+        } else if WRAPPERS_WITH_OPERAND.contains(&name) {
+            words.next();
+            // Its options, then the operand that is not the program.
+            while words.peek().is_some_and(|w| w.starts_with('-')) {
+                words.next();
+            }
             words.next();
         } else {
             break;
@@ -128,8 +180,10 @@ fn runs_of(command: &[&str], process: &ImageProcess) -> Option<Runs> {
         while let Some(word) = words.next() {
             match word {
                 "-m" => return words.next().map(|module| Runs::Module(module.to_string())),
+                // Inline code runs no file.
+                "-c" => return None,
                 // Options that take a value: skip it.
-                "-W" | "-X" | "-c" => {
+                "-W" | "-X" => {
                     words.next();
                 }
                 option if option.starts_with('-') => {}
@@ -142,7 +196,7 @@ fn runs_of(command: &[&str], process: &ImageProcess) -> Option<Runs> {
         // A shell's `-c` script was split into commands of its own; another
         // interpreter's inline code runs no file.
         return words
-            .take_while(|word| *word != "-c" && *word != "-e")
+            .take_while(|word| !is_inline_flag(word))
             .find(|word| !word.starts_with('-'))
             .map(|script| Runs::File(resolve_script(script, process)));
     }
@@ -184,21 +238,30 @@ fn path_dirs(process: &ImageProcess) -> Vec<&str> {
     path.split(':').filter(|dir| dir.starts_with('/')).collect()
 }
 
-/// Whether `finding` is in the file `runs` names (or in what that file
-/// holds: a member of it, what it unpacks to).
-fn matches_file(finding_path: &str, file: &str, process: &ImageProcess) -> bool {
-    let is = |path: &str| {
-        finding_path == path
-            || finding_path
-                .strip_prefix(path)
-                .is_some_and(|rest| rest.starts_with('!'))
-    };
+/// The file a program word names: as given when absolute, else the first
+/// directory of the image's `PATH` that holds it (`exists` says what the
+/// final image holds), as the shell looks it up.
+fn program_path(
+    file: &str,
+    process: &ImageProcess,
+    exists: &dyn Fn(&str) -> bool,
+) -> Option<String> {
     if file.starts_with('/') {
-        return is(file);
+        return Some(file.to_string());
     }
     path_dirs(process)
         .iter()
-        .any(|dir| is(&format!("{}/{file}", dir.trim_end_matches('/'))))
+        .map(|dir| format!("{}/{file}", dir.trim_end_matches('/')))
+        .find(|path| exists(path))
+}
+
+/// Whether a finding at `finding_path` is in the file at `path` (or in what
+/// that file holds: a member of it, what it unpacks to).
+fn in_file(finding_path: &str, path: &str) -> bool {
+    finding_path == path
+        || finding_path
+            .strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with('!'))
 }
 
 /// Whether `finding` is in the module `module` or in its top-level package,
@@ -243,48 +306,68 @@ fn matches_module(finding_path: &str, module: &str, process: &ImageProcess) -> b
     false
 }
 
-/// Findings for the image's command when what it runs holds a finding of
-/// `high` or more (present in the final image): every container starts it.
-pub(crate) fn command_findings(image: &Image, findings: &[Finding]) -> Vec<Finding> {
+/// The finding for the image's command when what it runs holds a finding
+/// of `high` or more about something that runs (not a config or a wallet),
+/// present in the final image: every container starts it. `exists` says
+/// whether the final image holds a path (for `PATH` look-ups). The finding
+/// carries that file's SHA-256, so an allowlist entry for the file by hash
+/// covers it too.
+pub(crate) fn command_finding(
+    image: &Image,
+    findings: &[Finding],
+    exists: &dyn Fn(&str) -> bool,
+) -> Option<Finding> {
     let process = &image.process;
-    let mut out = Vec::new();
+    let mut strongest: Option<(&Finding, String)> = None;
     for runs in what_it_runs(process) {
+        let (what, program) = match &runs {
+            Runs::File(file) => {
+                let Some(path) = program_path(file, process, exists) else {
+                    continue;
+                };
+                (format!("runs {path}"), Some(path))
+            }
+            Runs::Module(module) => (format!("runs the Python module {module}"), None),
+        };
         let held = findings.iter().filter(|f| {
             f.status == Status::Present
                 && f.severity >= Severity::High
                 && !f.path.starts_with(IMAGE_CONFIG_PATH)
-                && match &runs {
-                    Runs::File(file) => matches_file(&f.path, file, process),
-                    Runs::Module(module) => matches_module(&f.path, module, process),
+                && f.family
+                    .as_deref()
+                    .is_none_or(|family| !DATA_FAMILIES.contains(&family))
+                && match (&runs, &program) {
+                    (Runs::File(_), Some(path)) => in_file(&f.path, path),
+                    (Runs::Module(module), _) => matches_module(&f.path, module, process),
+                    (Runs::File(_), None) => false,
                 }
         });
-        let Some(top) = held.max_by_key(|f| f.severity) else {
-            continue;
-        };
-        let what = match &runs {
-            Runs::File(file) => format!("runs {file}"),
-            Runs::Module(module) => format!("runs the Python module {module}"),
-        };
-        let command = process.command();
-        out.push(Finding {
-            rule: IMAGE_CONFIG_RULE.to_string(),
-            detector: "config".into(),
-            severity: Severity::High,
-            family: top.family.clone(),
-            path: format!("{IMAGE_CONFIG_PATH}/{COMMAND_FIELD}"),
-            status: Status::Present,
-            layer: top.layer.clone(),
-            sha256: None,
-            size: command.join(" ").len() as u64,
-            platform: top.platform.clone(),
-            description: format!(
-                "the image's command {what}, and {} holds {} ({}): every container of the image starts it",
-                top.path, top.rule, top.severity
-            ),
-            suppression: None,
-        });
+        if let Some(top) = held.max_by_key(|f| f.severity)
+            && strongest
+                .as_ref()
+                .is_none_or(|(best, _)| top.severity > best.severity)
+        {
+            strongest = Some((top, what));
+        }
     }
-    out
+    let (top, what) = strongest?;
+    Some(Finding {
+        rule: IMAGE_CONFIG_RULE.to_string(),
+        detector: "config".into(),
+        severity: Severity::High,
+        family: top.family.clone(),
+        path: format!("{IMAGE_CONFIG_PATH}/{COMMAND_FIELD}"),
+        status: Status::Present,
+        layer: top.layer.clone(),
+        sha256: top.sha256.clone(),
+        size: process.command().join(" ").len() as u64,
+        platform: top.platform.clone(),
+        description: format!(
+            "the image's command {what}, and {} holds {} ({}): every container of the image starts it",
+            top.path, top.rule, top.severity
+        ),
+        suppression: None,
+    })
 }
 
 #[cfg(test)]
@@ -337,6 +420,29 @@ mod tests {
             ),
             (&["bash", "-c", "miner"], &[], vec![file("miner")]),
             (&["node", "-e", "require('x')"], &[], vec![]),
+            (&["python3", "-c", "import x", "/app/data.py"], &[], vec![]),
+            // An entrypoint script that ends in `exec "$@"`, then the Cmd.
+            (
+                &["/docker-entrypoint.sh"],
+                &["kworker", "-c", "/etc/k.json"],
+                vec![file("/docker-entrypoint.sh"), file("kworker")],
+            ),
+            (
+                &["bash", "-lc", "exec miner --threads 4"],
+                &[],
+                vec![file("miner")],
+            ),
+            (
+                &["gosu", "app", "python", "-m", "svc.main"],
+                &[],
+                vec![module("svc.main")],
+            ),
+            (
+                &["uv", "run", "python", "-m", "svc.main"],
+                &[],
+                vec![module("svc.main")],
+            ),
+            (&["timeout", "1h", "/opt/run"], &[], vec![file("/opt/run")]),
             (
                 &["node", "--max-old-space-size=64", "/srv/index.js"],
                 &[],
@@ -389,13 +495,31 @@ mod tests {
     #[test]
     fn programs_are_found_by_path_or_on_path() {
         let mut p = process(&[], &[]);
-        assert!(matches_file("/usr/bin/kworker", "kworker", &p));
-        assert!(matches_file("/usr/bin/kworker!upx-unpacked", "kworker", &p));
-        assert!(matches_file("/app/x", "/app/x", &p));
-        assert!(!matches_file("/usr/bin/kworker2", "kworker", &p));
-        assert!(!matches_file("/opt/bin/kworker", "kworker", &p));
+        let image_holds = |paths: &'static [&'static str]| move |path: &str| paths.contains(&path);
+        let both = image_holds(&[
+            "/usr/bin/kworker",
+            "/usr/local/bin/kworker",
+            "/opt/bin/kworker",
+        ]);
+        // The first PATH entry that holds it, as the shell finds it.
+        assert_eq!(
+            program_path("kworker", &p, &both).as_deref(),
+            Some("/usr/local/bin/kworker")
+        );
+        let one = image_holds(&["/usr/bin/kworker"]);
+        assert_eq!(
+            program_path("kworker", &p, &one).as_deref(),
+            Some("/usr/bin/kworker")
+        );
+        assert_eq!(program_path("/app/x", &p, &one).as_deref(), Some("/app/x"));
+        assert_eq!(program_path("kworker2", &p, &one), None);
         p.env = vec!["PATH=/opt/bin".into()];
-        assert!(matches_file("/opt/bin/kworker", "kworker", &p));
-        assert!(!matches_file("/usr/bin/kworker", "kworker", &p));
+        assert_eq!(
+            program_path("kworker", &p, &both).as_deref(),
+            Some("/opt/bin/kworker")
+        );
+        assert_eq!(program_path("kworker", &p, &one), None);
+        assert!(in_file("/usr/bin/kworker!upx-unpacked", "/usr/bin/kworker"));
+        assert!(!in_file("/usr/bin/kworker2", "/usr/bin/kworker"));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use minehound_oci::Image;
 use minehound_report::{Finding, ImageSummary, LayerRef, LayerSummary, Report, Skipped, Status};
 
-use crate::launched::command_findings;
+use crate::launched::command_finding;
 use crate::layer::{FileFinding, LayerScan};
 
 /// An image with the scan of each of its layers, bottom first.
@@ -75,7 +75,8 @@ pub(crate) fn build_report(
                 created_by: layer.created_by.clone(),
             });
         }
-        let launched = command_findings(&image, &report.findings[image_findings..]);
+        let exists = |path: &str| present_at_the_end(path, &scans);
+        let launched = command_finding(&image, &report.findings[image_findings..], &exists);
         report.findings.extend(launched);
         report.stats.images += 1;
         report.images.push(ImageSummary {
@@ -113,6 +114,15 @@ pub(crate) fn file_findings<'a>(
         description: detection.description.clone(),
         suppression: None,
     })
+}
+
+/// Whether the final image holds `path`: a layer wrote it and no layer
+/// above removed it.
+fn present_at_the_end(path: &str, scans: &[Arc<LayerScan>]) -> bool {
+    (0..scans.len())
+        .rev()
+        .find(|&index| scans[index].paths.contains(path))
+        .is_some_and(|index| !deleted_later(path, &scans[index + 1..]))
 }
 
 /// Whether a layer above removes `path` (whiteout of it or a parent, an opaque

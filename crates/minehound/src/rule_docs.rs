@@ -7,8 +7,9 @@
 pub const RULES_DOC_URL: &str =
     "https://github.com/minehound/minehound/blob/main/signatures/README.md";
 
-/// The document the anchors are taken from, as built into this engine.
-const RULES_DOC: &str = include_str!("../../../signatures/README.md");
+// The headings of the document the anchors are taken from, as built into
+// this engine (only the headings: see build.rs).
+include!(concat!(env!("OUT_DIR"), "/rule_headings.rs"));
 
 /// The anchor of `rule`'s section in `signatures/README.md` (GitHub's form:
 /// the heading in lower case, spaces as `-`, punctuation dropped), or `None`
@@ -22,8 +23,7 @@ const RULES_DOC: &str = include_str!("../../../signatures/README.md");
 /// assert_eq!(minehound::rule_anchor("MY-OWN-RULE"), None);
 /// ```
 pub fn rule_anchor(rule: &str) -> Option<String> {
-    RULES_DOC.lines().find_map(|line| {
-        let heading = line.strip_prefix("### ")?;
+    RULE_HEADINGS.iter().find_map(|heading| {
         let rest = heading.strip_prefix(rule)?;
         (rest.is_empty() || rest.starts_with(' ')).then(|| github_anchor(heading))
     })

@@ -379,6 +379,7 @@ fn miner_configs_in_key_value_text_are_found() {
         format!("WALLET={wallet}\nWORKER=rig7\nPOOL_URL=stratum+tcp://rx.unmineable.com:3333\n"),
         "pool = eth.2miners.com:2020\nwallet = 0x5A0b54D5dc17e0AadC383d2db43B0a0D3E029c4c\n".to_string(),
         "POOL: eth-eu1.nanopool.org:9999, WALLET: 0x5A0b54D5dc17e0AadC383d2db43B0a0D3E029c4c, PSW: x\n".to_string(),
+        "[Ethash]\nwallet = 0x5A0b54D5dc17e0AadC383d2db43B0a0D3E029c4c\nrigName = rig1\npool1 = eth-eu1.nanopool.org:9999\n".to_string(),
     ];
     for config in &configs {
         let found = rules_matching(config);

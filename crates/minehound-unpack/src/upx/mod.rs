@@ -70,36 +70,148 @@ const LOADER_SEARCH: usize = 256 * 1024;
 /// How far a later block may sit from where the previous one ended.
 const BLOCK_SLACK: usize = 64;
 
-/// The original file of a UPX-packed ELF executable, rebuilt from its
-/// blocks; `limit` bounds its size. Where a stretch no segment loads cannot
-/// be found, it is left zeroed: the segments, what runs, are always there.
-pub fn unpack(data: &[u8], limit: u64) -> Result<Vec<u8>, UpxError> {
-    let elf = ElfHeader::parse(data).ok_or(UpxError::NotPacked)?;
-    let mut candidates = Vec::with_capacity(2);
-    if let Some(tail) = data.len().checked_sub(4).and_then(|at| le32(data, at)) {
-        candidates.push(tail as usize);
+/// The largest ELF header block UPX writes (its `MAX_ELF_HDR_64`).
+const MAX_HEADERS: usize = 1024;
+/// UPX packs in blocks of 512 KiB, or the whole file when smaller; far
+/// smaller blocks would only multiply the work a hostile file asks for.
+const MIN_BLOCK: usize = 64 * 1024;
+/// LZMA literal context and position bits beyond what UPX chooses cost a
+/// large probability table per block.
+const MAX_LZMA_LC_LP: u8 = 8;
+
+/// A UPX-packed ELF executable, located but not yet unpacked: what it will
+/// cost is known first ([`Packed::size`]), so a caller can bound and
+/// reserve it before any work.
+#[derive(Debug, Clone)]
+pub struct Packed<'a> {
+    data: &'a [u8],
+    class: Class,
+    p_info: usize,
+    file_size: usize,
+    block_size: usize,
+    first: BlockInfo,
+}
+
+impl<'a> Packed<'a> {
+    /// Finds UPX's block structure in `data`: after the trailer's offset, or
+    /// right after the program headers; the `UPX!` magics are not read.
+    pub fn find(data: &'a [u8]) -> Result<Packed<'a>, UpxError> {
+        let elf = ElfHeader::parse(data).ok_or(UpxError::NotPacked)?;
+        let tail = data
+            .len()
+            .checked_sub(4)
+            .and_then(|at| le32(data, at))
+            .map(|offset| offset as usize);
+        // Right after the packed file's own program headers, past `l_info`.
+        let after_headers = elf
+            .phnum
+            .checked_mul(elf.phentsize)
+            .and_then(|len| len.checked_add(elf.phoff))
+            .and_then(|end| end.checked_add(L_INFO_LEN));
+        let mut candidates = [tail, after_headers].into_iter().flatten();
+        candidates
+            .find_map(|p_info| Packed::at(data, p_info, elf.class))
+            .ok_or(UpxError::NotPacked)
     }
-    // Right after the packed file's own program headers, past `l_info`.
-    let after_headers = elf
-        .phnum
-        .checked_mul(elf.phentsize)
-        .and_then(|len| len.checked_add(elf.phoff))
-        .and_then(|end| end.checked_add(L_INFO_LEN));
-    if let Some(after_headers) = after_headers
-        && !candidates.contains(&after_headers)
-    {
-        candidates.push(after_headers);
+
+    /// The structure at `p_info`, if what every UPX file holds is there:
+    /// blocks no larger than `p_info` says, the first (the ELF headers)
+    /// compressed and small.
+    fn at(data: &'a [u8], p_info: usize, class: Class) -> Option<Packed<'a>> {
+        let first_at = p_info.checked_add(P_INFO_LEN)?;
+        let file_size = le32(data, p_info.checked_add(4)?)? as usize;
+        let block_size = le32(data, p_info.checked_add(8)?)? as usize;
+        let first = BlockInfo::read(data, first_at)?;
+        let plausible = file_size > 0
+            && block_size <= file_size
+            && block_size >= file_size.min(MIN_BLOCK)
+            && first.packed > 0
+            && first.packed < first.unpacked
+            && first.unpacked <= block_size.min(MAX_HEADERS);
+        plausible.then_some(Packed {
+            data,
+            class,
+            p_info,
+            file_size,
+            block_size,
+            first,
+        })
     }
-    let mut first_error = None;
-    for p_info in candidates {
-        match unpack_at(data, p_info, elf.class, limit) {
-            Ok(image) => return Ok(image),
-            Err(err) => {
-                first_error.get_or_insert(err);
-            }
+
+    /// The size of the original file: what unpacking allocates.
+    pub fn size(&self) -> u64 {
+        self.file_size as u64
+    }
+
+    /// The original file, rebuilt from its blocks, if it is at most `limit`
+    /// bytes. Where a stretch no segment loads cannot be found, it is left
+    /// zeroed: the segments, what runs, are always there.
+    pub fn unpack(&self, limit: u64) -> Result<Vec<u8>, UpxError> {
+        if self.size() > limit {
+            return Err(UpxError::TooLarge {
+                size: self.size(),
+                limit,
+            });
         }
+        let first_at = self.p_info + P_INFO_LEN;
+        let mut blocks = Blocks {
+            data: self.data,
+            at: first_at,
+            first_at,
+            block_size: self.block_size,
+            method: self.first.method,
+        };
+        // The first block alone: the original ELF and program headers, which
+        // say where every segment goes. It is read again as the start of the
+        // first segment.
+        let mut headers = vec![0; self.first.unpacked];
+        blocks.clone().read_into(&mut headers)?;
+        let original = ElfHeader::parse(&headers)
+            .filter(|header| header.class == self.class)
+            .ok_or(UpxError::Corrupt(
+                "the first block is not the ELF header (a packed shared library, or damage)",
+            ))?;
+        let loads = original.loads(&headers)?;
+        drop(headers);
+        // The headers open the first segment, as in every executable.
+        if loads
+            .first()
+            .is_none_or(|&(offset, size)| offset != 0 || size < self.first.unpacked)
+        {
+            return Err(UpxError::Corrupt(
+                "no loaded segment starts with the ELF header",
+            ));
+        }
+        let mut image = vec![0u8; self.file_size];
+        for &(offset, size) in &loads {
+            let extent = offset
+                .checked_add(size)
+                .and_then(|end| image.get_mut(offset..end))
+                .ok_or(UpxError::Corrupt(
+                    "a segment reaches past the original file",
+                ))?;
+            blocks.read_into(extent)?;
+        }
+        // The stretches no segment loads, after the loader stub: best effort.
+        let mut search = LOADER_SEARCH;
+        for gap in unloaded_stretches(&loads, self.file_size) {
+            let Some(at) = blocks.find_stretch(gap.len(), search) else {
+                break;
+            };
+            blocks.at = at;
+            if blocks.read_into(&mut image[gap]).is_err() {
+                break;
+            }
+            search = BLOCK_SLACK;
+        }
+        Ok(image)
     }
-    Err(first_error.unwrap_or(UpxError::NotPacked))
+}
+
+/// [`Packed::find`] then [`Packed::unpack`]: the original file of a
+/// UPX-packed ELF executable, at most `limit` bytes.
+pub fn unpack(data: &[u8], limit: u64) -> Result<Vec<u8>, UpxError> {
+    Packed::find(data)?.unpack(limit)
 }
 
 /// The fields of an ELF header that locate its program headers.
@@ -135,16 +247,25 @@ impl ElfHeader {
         })
     }
 
-    /// The `PT_LOAD` segments' file extents as `(offset, size)`.
+    /// The `PT_LOAD` segments' file extents as `(offset, size)`, in program
+    /// header order; the headers must lie inside `headers` and have the
+    /// standard entry size (this also bounds their number).
     fn loads(&self, headers: &[u8]) -> Result<Vec<(usize, usize)>, UpxError> {
         let bad = UpxError::Corrupt("packed program headers out of bounds");
+        let entry = match self.class {
+            Class::Elf32 => 32,
+            Class::Elf64 => 56,
+        };
+        let table_end = self
+            .phnum
+            .checked_mul(entry)
+            .and_then(|len| len.checked_add(self.phoff));
+        if self.phentsize != entry || table_end.is_none_or(|end| end > headers.len()) {
+            return Err(bad);
+        }
         let mut loads = Vec::new();
         for index in 0..self.phnum {
-            let at = index
-                .checked_mul(self.phentsize)
-                .and_then(|offset| offset.checked_add(self.phoff))
-                .filter(|at| *at < headers.len())
-                .ok_or(bad.clone())?;
+            let at = self.phoff + index * entry;
             if le32(headers, at).ok_or(bad.clone())? != PT_LOAD {
                 continue;
             }
@@ -175,78 +296,15 @@ struct BlockInfo {
 
 impl BlockInfo {
     fn read(data: &[u8], at: usize) -> Option<BlockInfo> {
+        let header = data.get(at..at.checked_add(B_INFO_LEN)?)?;
         Some(BlockInfo {
-            unpacked: le32(data, at)? as usize,
-            packed: le32(data, at + 4)? as usize,
-            method: *data.get(at + 8)?,
-            filter: *data.get(at + 9)?,
-            cto8: *data.get(at + 10)?,
+            unpacked: le32(header, 0)? as usize,
+            packed: le32(header, 4)? as usize,
+            method: header[8],
+            filter: header[9],
+            cto8: header[10],
         })
     }
-}
-
-/// Reads the blocks of a packed file whose `p_info` is at `p_info`.
-fn unpack_at(data: &[u8], p_info: usize, class: Class, limit: u64) -> Result<Vec<u8>, UpxError> {
-    let file_size = le32(data, p_info + 4).ok_or(UpxError::NotPacked)? as usize;
-    let block_size = le32(data, p_info + 8).ok_or(UpxError::NotPacked)? as usize;
-    let first = BlockInfo::read(data, p_info + P_INFO_LEN).ok_or(UpxError::NotPacked)?;
-    // What every UPX file holds: blocks no larger than p_info says, the
-    // first (the ELF headers) compressed with a known method.
-    let plausible = file_size > 0
-        && block_size > 0
-        && block_size <= file_size
-        && first.packed > 0
-        && first.packed < first.unpacked
-        && first.unpacked <= block_size;
-    if !plausible {
-        return Err(UpxError::NotPacked);
-    }
-    if file_size as u64 > limit {
-        return Err(UpxError::TooLarge {
-            size: file_size as u64,
-            limit,
-        });
-    }
-    let mut blocks = Blocks {
-        data,
-        at: p_info + P_INFO_LEN,
-        block_size,
-        method: first.method,
-    };
-    // The first block alone: the original ELF and program headers, which
-    // say where every segment goes. It is read again as the start of the
-    // first segment.
-    let mut headers = vec![0; first.unpacked];
-    blocks.clone().read_into(&mut headers)?;
-    let original = ElfHeader::parse(&headers)
-        .filter(|header| header.class == class)
-        .ok_or(UpxError::Corrupt(
-            "the first block is not the ELF header (a packed shared library, or damage)",
-        ))?;
-    let loads = original.loads(&headers)?;
-    let mut image = vec![0u8; file_size];
-    for &(offset, size) in &loads {
-        let extent = offset
-            .checked_add(size)
-            .and_then(|end| image.get_mut(offset..end))
-            .ok_or(UpxError::Corrupt(
-                "a segment reaches past the original file",
-            ))?;
-        blocks.read_into(extent)?;
-    }
-    // The stretches no segment loads, after the loader stub: best effort.
-    let mut search = LOADER_SEARCH;
-    for gap in unloaded_stretches(&loads, file_size) {
-        let Some(at) = blocks.find_stretch(gap.len(), search) else {
-            break;
-        };
-        blocks.at = at;
-        if blocks.read_into(&mut image[gap]).is_err() {
-            break;
-        }
-        search = BLOCK_SLACK;
-    }
-    Ok(image)
 }
 
 /// The file ranges after each `PT_LOAD` up to the next one (or the end of
@@ -272,23 +330,32 @@ fn unloaded_stretches(loads: &[(usize, usize)], file_size: usize) -> Vec<std::op
 struct Blocks<'a> {
     data: &'a [u8],
     at: usize,
+    /// Where the first block (the ELF headers, smaller than the rest) is.
+    first_at: usize,
     block_size: usize,
     /// The method of the first block: later compressed blocks share it.
     method: u8,
 }
 
 impl Blocks<'_> {
-    /// Fills `out` from consecutive blocks.
+    /// Fills `out` from consecutive blocks: each a whole block, but the last
+    /// of an extent and the first of the file, as UPX writes them (so a
+    /// file cannot ask for more blocks than its size needs).
     fn read_into(&mut self, out: &mut [u8]) -> Result<(), UpxError> {
         let mut done = 0;
         while done < out.len() {
             let block = BlockInfo::read(self.data, self.at)
                 .ok_or(UpxError::Corrupt("the blocks end before the file does"))?;
+            let left = out.len() - done;
+            let whole = block.unpacked == self.block_size
+                || block.unpacked == left
+                || self.at == self.first_at;
             let fits = block.unpacked > 0
                 && block.packed > 0
                 && block.packed <= block.unpacked
                 && block.unpacked <= self.block_size
-                && block.unpacked <= out.len() - done;
+                && block.unpacked <= left
+                && whole;
             if !fits {
                 return Err(UpxError::Corrupt("a block's sizes do not fit the file"));
             }
@@ -355,7 +422,7 @@ fn lzma(src: &[u8], dst: &mut [u8]) -> Result<(), UpxError> {
         return Err(bad);
     };
     let (pb, lp, lc) = (first & 7, second >> 4, second & 15);
-    if pb >= 5 || lp >= 5 || lc >= 9 || first >> 3 != lc + lp {
+    if pb >= 5 || lp >= 5 || lc >= 9 || first >> 3 != lc + lp || lc + lp > MAX_LZMA_LC_LP {
         return Err(bad);
     }
     // The classic 5-byte LZMA header lzma-rs reads: properties, then a
@@ -380,15 +447,21 @@ fn lzma(src: &[u8], dst: &mut [u8]) -> Result<(), UpxError> {
 }
 
 fn le16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        data.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn le32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        data.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn le64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        data.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -436,8 +509,15 @@ mod tests {
 
     #[test]
     fn the_limit_bounds_the_unpacked_size_before_any_work() {
-        let packed = samples::upx_packed_xmrig("nrv2e").unwrap();
+        let mut packed = samples::upx_packed_xmrig("nrv2e").unwrap();
         let original_len = samples::xmrig().unwrap().len() as u64;
+        assert_eq!(Packed::find(&packed).unwrap().size(), original_len);
+        // Tiny blocks would multiply the work: no UPX writes them.
+        let p_info = 64 + 3 * 56 + L_INFO_LEN;
+        let block_size = packed[p_info + 8..p_info + 12].to_vec();
+        packed[p_info + 8..p_info + 12].copy_from_slice(&16u32.to_le_bytes());
+        assert_eq!(Packed::find(&packed).unwrap_err(), UpxError::NotPacked);
+        packed[p_info + 8..p_info + 12].copy_from_slice(&block_size);
         assert_eq!(
             unpack(&packed, 1 << 20),
             Err(UpxError::TooLarge {
