@@ -79,7 +79,8 @@ rule MH_MINER_CONFIG_TEXT
         $pools_line = /\bpool[ \t]*:[ \t]*[A-Za-z0-9.+:\/\-]{3,128}:[0-9]{2,5}[ \t]*,[ \t]*wallet[ \t]*:/ nocase
 
     condition:
-        filesize < 1MB and uint32(0) != 0x464c457f and any of them
+        // An XMRig-style JSON config is MH_MINER_CONFIG's finding alone.
+        filesize < 1MB and uint32(0) != 0x464c457f and any of them and not MH_MINER_CONFIG
 }
 
 rule MH_DROPPER_SCRIPT
