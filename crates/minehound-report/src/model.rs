@@ -233,7 +233,8 @@ pub struct Stats {
     pub archives: u64,
     /// Bytes of layer blobs read as stored.
     pub bytes_compressed: u64,
-    /// Bytes of layer tars after decompression.
+    /// Bytes of layer tars after decompression (for a directory or a single
+    /// file: the bytes read).
     pub bytes_uncompressed: u64,
     /// Findings by severity, not counting those an allowlist suppressed.
     pub findings: SeverityCounts,

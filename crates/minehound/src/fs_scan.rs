@@ -65,12 +65,13 @@ pub(crate) fn scan_dir(scanner: &Scanner, root: &Path) -> Result<ScannedImage, E
     let parts = scanner.par_map(&files, |detector, path| {
         let mut scan = LayerScan::default();
         let mut checker = FileChecker::new(detector, limits, &mut scan);
-        check_path(
+        let read = check_path(
             &mut checker,
             path,
             &report_path(root, path),
             limits.max_file_size,
         );
+        scan.uncompressed_bytes = read;
         scan
     });
     let mut scan = LayerScan::default();
@@ -134,12 +135,13 @@ pub(crate) fn scan_file(scanner: &Scanner, path: &Path) -> Result<ScannedImage, 
     let mut parts = scanner.par_map(&[path.to_path_buf()], |detector, path| {
         let mut scan = LayerScan::default();
         let mut checker = FileChecker::new(detector, limits, &mut scan);
-        check_path(
+        let read = check_path(
             &mut checker,
             path,
             &path.display().to_string(),
             limits.max_file_size,
         );
+        scan.uncompressed_bytes = read;
         scan
     });
     let scan = parts.pop().unwrap_or_default();
@@ -147,8 +149,9 @@ pub(crate) fn scan_file(scanner: &Scanner, path: &Path) -> Result<ScannedImage, 
 }
 
 /// Reads a file (up to the size limit) and hands it to the checker; a file that
-/// cannot be read is listed as skipped, never dropped.
-fn check_path(checker: &mut FileChecker<'_, '_>, path: &Path, shown: &str, max: u64) {
+/// cannot be read is listed as skipped, never dropped. Returns the bytes read:
+/// a directory's "uncompressed" bytes in the report.
+fn check_path(checker: &mut FileChecker<'_, '_>, path: &Path, shown: &str, max: u64) -> u64 {
     let result = File::open(path).and_then(|file| {
         let size = file.metadata()?.len();
         let mut data = Vec::new();
@@ -168,8 +171,12 @@ fn check_path(checker: &mut FileChecker<'_, '_>, path: &Path, shown: &str, max: 
             if let Err(err) = outcome {
                 checker.skipped(shown, size, &error_chain(&err));
             }
+            data.len() as u64
         }
-        Err(err) => checker.skipped(shown, 0, &format!("cannot read: {err}")),
+        Err(err) => {
+            checker.skipped(shown, 0, &format!("cannot read: {err}"));
+            0
+        }
     }
 }
 

@@ -354,6 +354,9 @@ fn rootfs_directories_and_single_files_are_scanned() {
         report.findings
     );
     assert_eq!(report.stats.files, 2, "the symlink is not followed");
+    // What was read: the two files' bytes.
+    let bytes = (MINER_CONFIG.len() + "127.0.0.1 localhost\n".len()) as u64;
+    assert_eq!(report.stats.bytes_uncompressed, bytes);
     assert_accounting(&report);
     // A bare directory path is a rootfs too.
     assert_eq!(
