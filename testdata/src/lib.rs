@@ -49,6 +49,7 @@ mod image;
 mod layer;
 mod layout;
 pub mod media_type;
+pub mod postgres;
 pub mod registry;
 pub mod samples;
 pub mod tools;

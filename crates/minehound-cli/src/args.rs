@@ -117,6 +117,17 @@ pub struct CacheArgs {
     #[arg(long, global = true, value_name = "DIR", env = "MINEHOUND_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Also the layer results shared through this PostgreSQL database
+    /// (what scans' and the service's --cache-url or --database name).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "MINEHOUND_CACHE_URL",
+        hide_env_values = true
+    )]
+    pub cache_url: Option<String>,
+
     #[command(subcommand)]
     pub command: CacheCommand,
 }
@@ -176,6 +187,24 @@ pub struct ServeArgs {
     /// $XDG_STATE_HOME/minehound, else ~/.local/state/minehound).
     #[arg(long, value_name = "DIR", env = "MINEHOUND_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Keep jobs, reports, verdicts and layer results in this PostgreSQL
+    /// database instead (postgres://user:password@host/db, or the config
+    /// file's `database`): every replica pointed at it shares one queue,
+    /// one verdict per digest and one layer cache.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MINEHOUND_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+
+    /// How long a replica's claim on a job lasts without its heartbeat
+    /// (with --database): how soon another replica takes over the jobs of
+    /// one that died.
+    #[arg(long, value_name = "AGE", default_value = "30s", value_parser = parse_age, env = "MINEHOUND_JOB_LEASE")]
+    pub job_lease: std::time::Duration,
 
     /// Images scanned at once; their layers share the --jobs threads.
     #[arg(long, value_name = "N", default_value_t = 2, env = "MINEHOUND_WORKERS")]
@@ -451,6 +480,18 @@ pub struct ScanOptions {
     /// Read and write no layer cache: scan every layer.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_NO_CACHE")]
     pub no_cache: Option<bool>,
+
+    /// Share layer results through this PostgreSQL database too
+    /// (postgres://user:password@host/db): a layer another runner scanned
+    /// is not read again. Whoever can write it decides the verdicts it
+    /// serves: give write access to trusted runners only.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MINEHOUND_CACHE_URL",
+        hide_env_values = true
+    )]
+    pub cache_url: Option<String>,
 
     /// Worker threads (default: the number of cores).
     #[arg(short, long, value_name = "N", env = "MINEHOUND_JOBS")]

@@ -38,6 +38,8 @@ pub struct FileConfig {
     ca_file: Option<Vec<PathBuf>>,
     cache_dir: Option<PathBuf>,
     no_cache: Option<bool>,
+    cache_url: Option<String>,
+    database: Option<String>,
     jobs: Option<usize>,
     quiet: Option<bool>,
     no_progress: Option<bool>,
@@ -92,6 +94,11 @@ pub fn load(path: &Path) -> Result<FileConfig> {
 
 impl FileConfig {
     /// Fills what `options` left open from this file (read from `path`).
+    /// The `database` the file sets (`minehound serve`'s store).
+    pub fn database(&self) -> Option<String> {
+        self.database.clone()
+    }
+
     /// The `cache-dir` the file sets, relative to the file.
     pub fn cache_dir(&self, path: &Path) -> Option<PathBuf> {
         let base = path.parent().unwrap_or(Path::new("."));
@@ -180,6 +187,7 @@ impl FileConfig {
         }
         options.cache_dir = options.cache_dir.take().or(self.cache_dir.map(rel));
         options.no_cache = options.no_cache.or(self.no_cache);
+        options.cache_url = options.cache_url.take().or(self.cache_url);
         options.jobs = options.jobs.or(self.jobs);
         options.quiet = options.quiet.or(self.quiet);
         options.no_progress = options.no_progress.or(self.no_progress);

@@ -388,6 +388,33 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
     }
 }
 
+/// A cache command on the layer results shared through the database at `url`.
+fn shared_cache_command(url: &str, command: &CacheCommand) -> Result<String> {
+    let shared = minehound_postgres::SharedLayers::connect(url)?;
+    let shown = minehound_postgres::redact(url);
+    let describe = |(layers, bytes): (u64, u64)| {
+        format!(
+            "{layers} layer results, {:.1} MiB",
+            bytes as f64 / f64::from(1 << 20)
+        )
+    };
+    Ok(match command {
+        CacheCommand::Info => format!("{shown}: {}", describe(shared.usage()?)),
+        CacheCommand::Prune {
+            max_size,
+            older_than,
+        } => format!(
+            "{shown}: removed {}; left {}",
+            describe(shared.prune(*max_size, *older_than)?),
+            describe(shared.usage()?)
+        ),
+        CacheCommand::Clear => format!(
+            "{shown}: removed {}",
+            describe(shared.prune(Some(0), None)?)
+        ),
+    })
+}
+
 fn cache(args: CacheArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     let dir = crate::settings::cache_dir(args.cache_dir, config)?;
     let cache = minehound::LayerCache::open(&dir)?;
@@ -400,7 +427,7 @@ fn cache(args: CacheArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             usage.bytes as f64 / f64::from(1 << 20)
         )
     };
-    let line = match args.command {
+    let line = match &args.command {
         CacheCommand::Info => format!("{}: {}", dir.display(), describe(cache.usage()?)),
         CacheCommand::Prune {
             max_size,
@@ -409,7 +436,7 @@ fn cache(args: CacheArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             if max_size.is_none() && older_than.is_none() {
                 anyhow::bail!("prune needs --max-size, --older-than or both");
             }
-            let removed = cache.prune(max_size, older_than)?;
+            let removed = cache.prune(*max_size, *older_than)?;
             format!(
                 "removed {}; left {}",
                 describe(removed),
@@ -419,5 +446,12 @@ fn cache(args: CacheArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
         CacheCommand::Clear => format!("removed {}", describe(cache.prune(Some(0), None)?)),
     };
     writeln!(io::stdout(), "{line}")?;
+    if let Some(url) = &args.cache_url {
+        writeln!(
+            io::stdout(),
+            "{}",
+            shared_cache_command(url, &args.command)?
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }

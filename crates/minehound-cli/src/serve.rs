@@ -12,7 +12,7 @@ use minehound_server::{
 };
 
 use crate::args::{AdmissionPending, AdmissionUnresolved, HarborAuth, LogFormat, ServeArgs};
-use crate::settings::{ConfigChoice, ScanSettings, severity};
+use crate::settings::{ConfigChoice, ScanSettings, database_url, severity};
 
 pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     if args.print_openapi {
@@ -22,7 +22,13 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
     // The same resolution as `scan`, for a target that is never used: every
     // job names its own image.
     let admission = admission_settings(&args);
-    let mut settings = ScanSettings::resolve("dir:/".into(), args.options, config)?;
+    let database = database_url(args.database.clone(), config)?;
+    let mut options = args.options;
+    // Replicas sharing a database share layer results through it too.
+    if options.cache_url.is_none() {
+        options.cache_url = database.clone();
+    }
+    let mut settings = ScanSettings::resolve("dir:/".into(), options, config)?;
     init_logging(args.log_format);
     let api_token = api_token(args.api_token_file.as_ref())?;
     let state_dir = match args.state_dir {
@@ -63,11 +69,13 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             .notification_registry(args.notification_registry)
             .keep(args.keep)
             .job_timeout(args.job_timeout)
+            .database(database)
+            .job_lease(args.job_lease)
             .admission(admission);
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             builder = builder.tls(cert, key);
         }
-        let server = builder.start()?;
+        let server = builder.start().await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -127,7 +127,10 @@ impl ScanSettings {
             // A cache that cannot be opened costs speed, not the verdict.
             match args.cache_dir.or_else(LayerCache::default_dir) {
                 Some(dir) => match LayerCache::open(&dir) {
-                    Ok(cache) => builder = builder.cache(cache),
+                    Ok(cache) => {
+                        builder =
+                            builder.cache(shared_cache(cache, args.cache_url.as_deref(), quiet))
+                    }
                     Err(err) if !quiet => {
                         eprintln!("minehound: warning: {err}; scanning without a cache")
                     }
@@ -227,6 +230,35 @@ fn credentials(
         })?
     };
     Ok(Some(Credentials { username, password }))
+}
+
+/// `cache` with the database at `url` behind it, when one is given and can be
+/// reached; a database out of reach costs speed, not the verdict.
+pub fn shared_cache(cache: LayerCache, url: Option<&str>, quiet: bool) -> LayerCache {
+    let Some(url) = url else { return cache };
+    match minehound_postgres::SharedLayers::connect(url) {
+        Ok(shared) => cache.shared(std::sync::Arc::new(shared)),
+        Err(err) => {
+            if !quiet {
+                eprintln!("minehound: warning: {err}; the layer cache is not shared");
+            }
+            cache
+        }
+    }
+}
+
+/// The database `minehound serve` keeps its state in: the flag or
+/// environment, else the config file's `database`.
+pub fn database_url(given: Option<String>, config: ConfigChoice<'_>) -> Result<Option<String>> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    if let ConfigChoice::Find(explicit) = config
+        && let Some(path) = config::find(explicit)?
+    {
+        return Ok(config::load(&path)?.database());
+    }
+    Ok(None)
 }
 
 /// The layer cache directory for cache commands: the flag or environment,

@@ -258,13 +258,17 @@ async fn accept_scan(
         Ok(a) => a,
         Err(message) => return error(StatusCode::UNPROCESSABLE_ENTITY, message),
     };
-    match state.service.submit(
-        Origin::Harbor,
-        &request.registry.url,
-        request.artifact,
-        authorization,
-        false,
-    ) {
+    match state
+        .service
+        .submit(
+            Origin::Harbor,
+            &request.registry.url,
+            request.artifact,
+            authorization,
+            false,
+        )
+        .await
+    {
         Ok(job) => json_answer(
             StatusCode::ACCEPTED,
             harbor::SCAN_RESPONSE,
@@ -291,11 +295,18 @@ fn submit_error(e: SubmitError) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
             response
         }
-        SubmitError::Store(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot record the scan job: {e}"),
-        ),
+        SubmitError::Store(e) => store_unavailable(format!("cannot record the scan job: {e}")),
     }
+}
+
+/// The store (a database restarting, say) cannot answer now: 503 with a
+/// time to come back, as for a full queue.
+pub(crate) fn store_unavailable(message: String) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 async fn scan_report(
@@ -303,11 +314,15 @@ async fn scan_report(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(job) = state.service.job(&id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no scan request with id {id:?}"),
-        );
+    let job = match state.service.job(&id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no scan request with id {id:?}"),
+            );
+        }
+        Err(e) => return store_unavailable(format!("the scan {id} cannot be looked up now: {e}")),
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let (kind, content_type) = harbor::negotiate(accept);
@@ -326,9 +341,14 @@ async fn scan_report(
             job.error.unwrap_or_else(|| "the scan failed".into()),
         ),
         JobState::Finished => {
-            let path = state.service.store.report_path(&id);
-            let text = match tokio::fs::read(&path).await {
-                Ok(bytes) => bytes,
+            let text = match state.service.report(&id).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the report of scan {id} is missing"),
+                    );
+                }
                 Err(e) => {
                     return error(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -370,13 +390,17 @@ async fn notifications(
     let pushed = notify::pushed_manifests(&envelope, state.notification_registry.as_deref());
     let (mut queued, mut already, mut invalid) = (Vec::new(), 0usize, Vec::new());
     for push in pushed {
-        match state.service.submit(
-            Origin::Notification,
-            &push.registry,
-            push.artifact,
-            None,
-            true,
-        ) {
+        match state
+            .service
+            .submit(
+                Origin::Notification,
+                &push.registry,
+                push.artifact,
+                None,
+                true,
+            )
+            .await
+        {
             Ok(job) => queued.push(json!({"id": job.id, "digest": job.artifact.digest})),
             Err(SubmitError::AlreadyPending) => already += 1,
             Err(SubmitError::Invalid(message)) => invalid.push(message),
@@ -410,16 +434,17 @@ async fn image_verdict(
             format!("{digest:?} is not a sha256 digest"),
         );
     }
-    match state.service.image(&digest) {
+    match state.service.image(&digest).await {
         Ok(Some(record)) => json_answer(StatusCode::OK, "application/json", &record),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no scan of {digest} is known"),
         ),
-        Err(e) => error(
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the verdict of {digest} cannot be read: {e}"),
         ),
+        Err(e) => store_unavailable(format!("the verdict of {digest} cannot be read now: {e}")),
     }
 }
 
@@ -429,7 +454,8 @@ async fn healthz() -> Response {
 
 async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
     let service: &Service = &state.service;
-    let (writable, accepting) = (service.store.writable(), service.accepting());
+    let writable = service.store.ready().await;
+    let accepting = writable && service.accepting().await.unwrap_or(false);
     let status = if writable && accepting {
         StatusCode::OK
     } else {
@@ -447,6 +473,8 @@ async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    // The queue depth is the store's (every replica's, with a database).
+    let _ = state.service.accepting().await;
     with_type(
         StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",

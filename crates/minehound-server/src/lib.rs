@@ -21,7 +21,9 @@
 //! Jobs wait in a bounded queue for a fixed number of workers that share one
 //! [`Scanner`] (one layer cache: a base layer is read once for every image
 //! that has it). Jobs, reports and verdicts persist in a state directory
-//! across restarts; registry credentials never touch the disk.
+//! across restarts, or, with [`ServerBuilder::database`], in a PostgreSQL
+//! database that many replicas share: one queue, one verdict per digest, any
+//! replica answering any request. Registry credentials are never written.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -30,7 +32,7 @@
 //!
 //! let cache = LayerCache::open(std::path::Path::new("/var/cache/minehound"))?;
 //! let scanner = ScannerBuilder::new().cache(cache).build()?;
-//! let server = ServerBuilder::new(scanner, "/var/lib/minehound").workers(4).start()?;
+//! let server = ServerBuilder::new(scanner, "/var/lib/minehound").workers(4).start().await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! server.serve(listener, std::future::pending()).await?;
 //! # Ok(())
@@ -68,6 +70,10 @@ pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 /// How long one job may take unless told otherwise: ten minutes.
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long a replica's claim on a job lasts without a heartbeat, unless told
+/// otherwise: 30 seconds.
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(30);
+
 /// The OpenAPI description as JSON.
 pub fn openapi_json() -> serde_json::Value {
     // The file is part of the build and checked by a test: it parses.
@@ -98,6 +104,8 @@ pub struct ServerBuilder {
     harbor_authorization: AuthorizationType,
     refresh_after: Duration,
     notification_registry: Option<String>,
+    database: Option<String>,
+    job_lease: Duration,
     keep: Duration,
     job_timeout: Duration,
     admission: AdmissionSettings,
@@ -136,6 +144,8 @@ impl ServerBuilder {
             refresh_after: Duration::from_secs(5),
             notification_registry: None,
             keep: Duration::from_secs(7 * 24 * 3600),
+            database: None,
+            job_lease: DEFAULT_JOB_LEASE,
             job_timeout: DEFAULT_JOB_TIMEOUT,
             admission: AdmissionSettings::default(),
             tls: None,
@@ -221,6 +231,23 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps jobs, reports and verdicts in the PostgreSQL database at `url`
+    /// instead of the state directory, shared with every replica pointed at
+    /// it: one queue, one verdict per digest. The schema is created or
+    /// brought up to date at start.
+    pub fn database(mut self, url: Option<String>) -> Self {
+        self.database = url;
+        self
+    }
+
+    /// How long a replica's claim on a job lasts without a heartbeat
+    /// (default [`DEFAULT_JOB_LEASE`]): how soon another replica takes over
+    /// the jobs of one that died. Only with a [`database`](Self::database).
+    pub fn job_lease(mut self, lease: Duration) -> Self {
+        self.job_lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
     /// How long ended jobs, their reports and verdicts are kept (default 7 days).
     pub fn keep(mut self, keep: Duration) -> Self {
         self.keep = keep;
@@ -236,9 +263,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Opens the state directory, re-queues jobs a restart interrupted and
-    /// starts the workers. Needs a tokio runtime.
-    pub fn start(self) -> std::io::Result<Server> {
+    /// Opens the store (the state directory, re-queueing jobs a restart
+    /// interrupted, or the database) and starts the workers. Needs a tokio
+    /// runtime.
+    pub async fn start(self) -> std::io::Result<Server> {
         let tls = match &self.tls {
             Some((cert, key)) => {
                 let certificate = tls::ReloadingCertificate::load(cert, key).map_err(|e| {
@@ -251,15 +279,28 @@ impl ServerBuilder {
         // Images pods name are resolved with the Docker config's
         // credentials for their registry only (as they are pulled).
         let resolver = minehound::DigestResolver::new(self.registry.clone());
-        let store = store::Store::open(&self.state_dir).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot use the state directory {}: {e}",
-                    self.state_dir.display()
-                ),
-            )
-        })?;
+        let (store, ended) = match &self.database {
+            Some(url) => {
+                // Workers, the heartbeat and requests in flight.
+                let connections = self.workers * 2 + 8;
+                let database = minehound_postgres::Database::connect(url, connections).await?;
+                let store = store::DatabaseStore::open(database, self.job_lease).await?;
+                (store::JobStore::Database(store), Vec::new())
+            }
+            None => {
+                let (store, ended) = store::FileStore::open(&self.state_dir, self.queue_size)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot use the state directory {}: {e}",
+                                self.state_dir.display()
+                            ),
+                        )
+                    })?;
+                (store::JobStore::Files(store), ended)
+            }
+        };
         let settings = service::ScanSettings {
             registry: self.registry,
             platform: self.platform,
@@ -268,9 +309,16 @@ impl ServerBuilder {
             pinned_notification_registry: self.notification_registry.is_some(),
             job_timeout: self.job_timeout,
         };
-        let service =
-            service::Service::start(self.scanner, settings, store, self.workers, self.queue_size)?;
-        service.prune(self.keep);
+        let service = service::Service::start(
+            self.scanner,
+            settings,
+            store,
+            ended,
+            self.workers,
+            self.queue_size,
+        )
+        .await;
+        service.prune(self.keep).await;
         let pruner = Arc::clone(&service);
         let keep = self.keep;
         tokio::spawn(async move {
@@ -278,8 +326,7 @@ impl ServerBuilder {
             every.tick().await;
             loop {
                 every.tick().await;
-                let service = Arc::clone(&pruner);
-                let _ = tokio::task::spawn_blocking(move || service.prune(keep)).await;
+                pruner.prune(keep).await;
             }
         });
         Ok(Server {
@@ -329,8 +376,8 @@ impl Server {
     }
 
     /// A job by id.
-    pub fn job(&self, id: &str) -> Option<Job> {
-        self.state.service.job(id)
+    pub async fn job(&self, id: &str) -> std::io::Result<Option<Job>> {
+        self.state.service.job(id).await
     }
 
     /// Whether the service speaks HTTPS.

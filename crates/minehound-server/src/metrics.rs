@@ -134,7 +134,11 @@ impl Metrics {
             "Failures of the scanner itself, not of an image: files it failed on (file), jobs that panicked (panic), ran past --job-timeout (deadline) or failed in the engine (engine)",
             failures.clone(),
         );
-        registry.register("queued_scans", "Jobs waiting for a worker", queued.clone());
+        registry.register(
+            "queued_scans",
+            "Jobs waiting for a worker (every replica's, with a shared database)",
+            queued.clone(),
+        );
         registry.register("running_scans", "Jobs being scanned", running.clone());
         Metrics {
             registry,
@@ -148,6 +152,21 @@ impl Metrics {
             running,
             failures,
         }
+    }
+
+    /// Adds the counters of a database store replicas share: leases on jobs
+    /// this replica lost, and database errors.
+    pub fn register_database(&mut self, leases_lost: Counter, errors: Counter) {
+        self.registry.register(
+            "job_leases_lost",
+            "Jobs this replica stopped because its lease ran out (the database was out of reach) and another replica may run them",
+            leases_lost,
+        );
+        self.registry.register(
+            "database_errors",
+            "Queries to the shared database that failed",
+            errors,
+        );
     }
 
     /// Counts `n` failures of the scanner itself.

@@ -2,8 +2,9 @@
 //! scan them, and the verdict each image digest ends with.
 //!
 //! A job is accepted only if the queue has room (else the caller is told to
-//! come back later), persisted before it is queued, and scanned by one of a
-//! fixed number of workers. Every worker shares one [`Scanner`], hence one
+//! come back later), recorded in the store (files, or a database replicas
+//! share) before it is queued, and scanned by one of a fixed number of
+//! workers. Every worker shares one [`Scanner`], hence one
 //! layer cache and one set of compiled rules: a base layer shared by many
 //! images is read once, and concurrent jobs wait for each other's layers
 //! rather than reading them twice.
@@ -16,14 +17,14 @@ use minehound::{
     Allowlist, ErrorKind, PlatformChoice, RegistryOptions, Report, ScanRequest, Scanner, Severity,
     Target,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::authorization::Authorization;
-use crate::checks::{error_chain, reference, valid_id};
+use crate::checks::{error_chain, reference};
 use crate::harbor::Artifact;
 use crate::job::{ImageRecord, Job, JobState, Origin, Verdict};
 use crate::metrics::{Metrics, ScanFailure};
-use crate::store::{self, Store};
+use crate::store::{Claimed, JobStore, lock, now};
 
 /// Why a job was not accepted.
 #[derive(Debug)]
@@ -82,16 +83,12 @@ pub struct ScanSettings {
 pub struct Service {
     pub(crate) scanner: Scanner,
     pub(crate) settings: ScanSettings,
-    pub(crate) store: Store,
+    pub(crate) store: JobStore,
     pub(crate) metrics: Metrics,
-    jobs: Mutex<HashMap<String, Job>>,
     /// Authorization of queued Harbor jobs, in memory only.
     secrets: Mutex<HashMap<String, Authorization>>,
-    queue: mpsc::Sender<String>,
-    /// How many jobs may wait for a worker (the `queued` gauge counts them).
+    /// How many jobs may wait for a worker.
     queue_size: usize,
-    /// Serialises updates of image records.
-    images: Mutex<()>,
     /// Counts ended jobs, so callers can wait for a verdict.
     ended: watch::Sender<u64>,
 }
@@ -100,122 +97,110 @@ impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
             .field("scanner", &self.scanner)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
-}
+/// How often a caller waiting for a verdict looks at a shared store, where
+/// another replica may end the scan.
+const SHARED_POLL: Duration = Duration::from_millis(250);
 
 impl Service {
-    /// Loads the store, re-queues the jobs a restart interrupted, and starts
-    /// `workers` workers on the current tokio runtime.
-    pub fn start(
+    /// Starts `workers` workers on the current tokio runtime, taking jobs
+    /// from `store`; `ended` are jobs the store ended while opening, whose
+    /// images' records must say so.
+    pub(crate) async fn start(
         scanner: Scanner,
         settings: ScanSettings,
-        store: Store,
+        store: JobStore,
+        ended: Vec<Job>,
         workers: usize,
         queue_size: usize,
-    ) -> std::io::Result<Arc<Service>> {
-        let mut jobs: Vec<Job> = store.load_jobs()?;
-        // A record is trusted no further than a request would be: its id
-        // becomes a file name, its registry and artifact a pull.
-        jobs.retain(|job| {
-            let sound = valid_id(&job.id) && reference(&job.registry, &job.artifact).is_ok();
-            if !sound {
-                tracing::warn!(job = %job.id, "skipping a job record that names no valid job");
-            }
-            sound
-        });
-        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-        let mut again = Vec::new();
-        let mut failed = Vec::new();
-        for job in &mut jobs {
-            if job.state.ended() {
-                continue;
-            }
-            // Credentials are never written, so a job that needed them
-            // cannot be resumed: Harbor's next request scans it again.
-            if job.authorized {
-                job.state = JobState::Failed;
-                job.finished_at = Some(now());
-                job.error = Some(
-                    "the service restarted before this scan finished; its registry authorization is not kept, so scan again"
-                        .into(),
-                );
-                store::write_json(&store.job_path(&job.id), job)?;
-                failed.push(job.clone());
-            } else {
-                job.state = JobState::Queued;
-                again.push(job.id.clone());
-            }
+    ) -> Arc<Service> {
+        let mut metrics = Metrics::new();
+        if let JobStore::Database(db) = &store {
+            metrics.register_database(db.leases_lost.clone(), db.errors.clone());
         }
-        let (tx, rx) = mpsc::channel(queue_size.max(1) + again.len());
-        let metrics = Metrics::new();
         let service = Arc::new(Service {
             scanner,
             settings,
             store,
             metrics,
-            jobs: Mutex::new(jobs.into_iter().map(|j| (j.id.clone(), j)).collect()),
             secrets: Mutex::new(HashMap::new()),
-            queue: tx,
             queue_size: queue_size.max(1),
-            images: Mutex::new(()),
             ended: watch::Sender::new(0),
         });
-        for job in &failed {
-            service.record_image(job);
+        for job in &ended {
+            service.record_image(job).await;
         }
-        if !again.is_empty() {
-            tracing::info!(
-                jobs = again.len(),
-                "re-queueing scans a restart interrupted"
-            );
-        }
-        for id in again {
-            service.metrics.queued.inc();
-            // The channel has room for every one of them.
-            let _ = service.queue.try_send(id);
-        }
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..workers.max(1) {
-            let (service, rx) = (Arc::clone(&service), Arc::clone(&rx));
+            let service = Arc::clone(&service);
             tokio::spawn(async move {
-                loop {
-                    let next = rx.lock().await.recv().await;
-                    let Some(id) = next else { break };
-                    service.run(&id).await;
+                while let Some(claimed) = service.store.next().await {
+                    service.run(claimed).await;
                 }
             });
         }
-        Ok(service)
+        if let JobStore::Database(_) = &service.store {
+            let beating = Arc::clone(&service);
+            tokio::spawn(async move { beating.heartbeat().await });
+        }
+        service
+    }
+
+    /// Keeps this replica's leases and presence alive in a shared store.
+    async fn heartbeat(self: Arc<Self>) {
+        let JobStore::Database(db) = &self.store else {
+            return;
+        };
+        let mut every = tokio::time::interval(db.heartbeat_every());
+        loop {
+            every.tick().await;
+            match db.heartbeat().await {
+                Ok(ended) => {
+                    for job in &ended {
+                        tracing::warn!(job = %job.id, "a scan ended: the replica holding its registry authorization is gone");
+                        self.record_image(job).await;
+                    }
+                    if !ended.is_empty() {
+                        self.ended.send_modify(|n| *n += 1);
+                    }
+                }
+                Err(e) => {
+                    db.errors.inc();
+                    tracing::warn!(error = %e, "the database is out of reach; leases run out unless it comes back");
+                }
+            }
+        }
     }
 
     /// A job by id.
-    pub fn job(&self, id: &str) -> Option<Job> {
-        lock(&self.jobs).get(id).cloned()
+    pub async fn job(&self, id: &str) -> std::io::Result<Option<Job>> {
+        self.store.job(id).await
+    }
+
+    /// A finished job's report.
+    pub async fn report(&self, id: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.store.report(id).await
     }
 
     /// The latest record for an image digest.
-    pub fn image(&self, digest: &str) -> std::io::Result<Option<ImageRecord>> {
-        store::read_json(&self.store.image_path(digest))
+    pub async fn image(&self, digest: &str) -> std::io::Result<Option<ImageRecord>> {
+        self.store.image(digest).await
     }
 
-    /// Whether the queue has room.
-    pub fn accepting(&self) -> bool {
-        self.metrics.queued.get() < self.queue_size as i64
+    /// Whether the queue has room (`Err` when the store cannot say).
+    pub async fn accepting(&self) -> std::io::Result<bool> {
+        let queued = self.store.queued().await?;
+        self.metrics.queued.set(queued as i64);
+        Ok(queued < self.queue_size)
     }
 
     /// Accepts a scan of `artifact` in the registry at `registry` and queues
     /// it; with `unless_pending`, not when a scan of the same digest is
     /// queued or running already.
-    pub fn submit(
+    pub async fn submit(
         &self,
         origin: Origin,
         registry: &str,
@@ -237,98 +222,96 @@ impl Service {
             error: None,
             verdict: None,
         };
-        // The check and the insertion under one lock: two deliveries of one
-        // event at once queue one scan.
-        let permit = {
-            let mut jobs = lock(&self.jobs);
-            if unless_pending
-                && jobs
-                    .values()
-                    .any(|j| j.artifact.digest == job.artifact.digest && !j.state.ended())
-            {
-                return Err(SubmitError::AlreadyPending);
-            }
-            if self.metrics.queued.get() >= self.queue_size as i64 {
-                return Err(SubmitError::QueueFull);
-            }
-            let permit = self
-                .queue
-                .try_reserve()
-                .map_err(|_| SubmitError::QueueFull)?;
-            jobs.insert(job.id.clone(), job.clone());
-            self.metrics.queued.inc();
-            permit
-        };
-        if let Err(e) = store::write_json(&self.store.job_path(&job.id), &job) {
-            lock(&self.jobs).remove(&job.id);
-            self.metrics.queued.dec();
-            return Err(SubmitError::Store(e));
-        }
-        self.record_image(&job);
+        // Kept before the job can reach a worker.
         if let Some(authorization) = authorization {
             lock(&self.secrets).insert(job.id.clone(), authorization);
         }
-        permit.send(job.id.clone());
+        if let Err(e) = self
+            .store
+            .submit(&job, unless_pending, self.queue_size)
+            .await
+        {
+            lock(&self.secrets).remove(&job.id);
+            return Err(e);
+        }
+        self.record_image(&job).await;
         tracing::info!(job = %job.id, origin = origin.as_str(), repository = %job.artifact.repository, digest = %job.artifact.digest, "scan queued");
         Ok(job)
     }
 
-    /// Scans job `id` and records how it ended.
-    async fn run(&self, id: &str) {
-        self.metrics.queued.dec();
-        let Some(mut job) = self.update(id, |job| {
-            job.state = JobState::Running;
-            job.started_at = Some(now());
-        }) else {
-            return;
-        };
-        self.record_image(&job);
-        let authorization = lock(&self.secrets).remove(id);
+    /// Scans a claimed job and records how it ended.
+    async fn run(&self, claimed: Claimed) {
+        let Claimed { mut job, lost } = claimed;
+        let id = job.id.clone();
+        self.record_image(&job).await;
+        let authorization = lock(&self.secrets).remove(&id);
         self.metrics.running.inc();
         let started = Instant::now();
-        let outcome = self.scan(&job, authorization).await;
+        let outcome = tokio::select! {
+            outcome = self.scan(&job, authorization) => Some(outcome),
+            () = lost.notified() => None,
+        };
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.running.dec();
         self.metrics.duration.observe(seconds);
-        let saved = outcome.and_then(|report| {
-            store::write_json(&self.store.report_path(id), &report)
-                .map_err(|e| format!("cannot store the report: {e}"))?;
-            // A report with files the scanner failed on vouches for nothing:
-            // the job fails (its report is kept for whoever looks).
-            if report.incomplete() {
-                self.metrics
-                    .scan_failure(ScanFailure::Files, report.stats.files_failed);
-                return Err(incomplete_reason(&report));
-            }
-            Ok(report)
-        });
+        // Another replica runs the job now: its record is theirs.
+        let Some(outcome) = outcome else { return };
+        let saved = match outcome {
+            Ok(report) => self.keep_report(&id, report).await,
+            Err(error) => Err(error),
+        };
         match saved {
             Ok(report) => {
                 let verdict = Verdict::of(&report, self.settings.fail_on);
                 self.metrics.scan_finished(job.origin, &report);
                 tracing::info!(job = %id, digest = %job.artifact.digest, verdict = %verdict.verdict, findings = verdict.findings, layers = verdict.layers, layers_cached = verdict.layers_cached, seconds, "scan finished");
-                job = self
-                    .update(id, |job| {
-                        job.state = JobState::Finished;
-                        job.finished_at = Some(now());
-                        job.verdict = Some(verdict.clone());
-                    })
-                    .unwrap_or(job);
+                job.state = JobState::Finished;
+                job.verdict = Some(verdict);
             }
             Err(error) => {
                 self.metrics.scan_failed(job.origin);
                 tracing::warn!(job = %id, digest = %job.artifact.digest, error = %error, seconds, "scan failed");
-                job = self
-                    .update(id, |job| {
-                        job.state = JobState::Failed;
-                        job.finished_at = Some(now());
-                        job.error = Some(error.clone());
-                    })
-                    .unwrap_or(job);
+                job.state = JobState::Failed;
+                job.error = Some(error);
             }
         }
-        self.record_image(&job);
+        job.finished_at = Some(now());
+        if self.finish(&job).await {
+            self.record_image(&job).await;
+        }
         self.ended.send_modify(|n| *n += 1);
+    }
+
+    /// Stores a scan's report; a report with files the scanner failed on
+    /// vouches for nothing, so the job fails (its report kept for whoever
+    /// looks).
+    async fn keep_report(&self, id: &str, report: Report) -> Result<Report, String> {
+        let bytes =
+            serde_json::to_vec(&report).map_err(|e| format!("cannot store the report: {e}"))?;
+        retry("store the report", || {
+            self.store.put_report(id, bytes.clone())
+        })
+        .await
+        .map_err(|e| format!("cannot store the report: {e}"))?;
+        if report.incomplete() {
+            self.metrics
+                .scan_failure(ScanFailure::Files, report.stats.files_failed);
+            return Err(incomplete_reason(&report));
+        }
+        Ok(report)
+    }
+
+    /// Records how a job ended, trying again while the store is away (a
+    /// database restarting): an accepted job ends once it is back. `false`
+    /// when the job's lease was lost meanwhile.
+    async fn finish(&self, job: &Job) -> bool {
+        match retry("record the job", || self.store.save(job)).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "cannot record the job");
+                false
+            }
+        }
     }
 
     /// Waits until the latest scan of `digest` has ended, or `deadline`
@@ -342,13 +325,20 @@ impl Service {
         loop {
             // Subscribed first, so an end between the read and the wait is seen.
             ended.borrow_and_update();
-            let record = self.image(digest)?;
+            let record = self.image(digest).await?;
             if record.as_ref().is_none_or(|r| r.status.ended()) {
                 return Ok(record);
             }
-            if tokio::time::timeout_at(deadline, ended.changed())
+            // Another replica may end it: a shared store is looked at again
+            // now and then.
+            let wake = match self.store.shared() {
+                true => deadline.min(tokio::time::Instant::now() + SHARED_POLL),
+                false => deadline,
+            };
+            if tokio::time::timeout_at(wake, ended.changed())
                 .await
                 .is_err()
+                && tokio::time::Instant::now() >= deadline
             {
                 return Ok(record);
             }
@@ -439,77 +429,43 @@ impl Service {
         }
     }
 
-    /// Changes job `id` in memory and on disk; returns it as changed.
-    fn update(&self, id: &str, change: impl FnOnce(&mut Job)) -> Option<Job> {
-        let job = {
-            let mut jobs = lock(&self.jobs);
-            let job = jobs.get_mut(id)?;
-            change(job);
-            job.clone()
-        };
-        if let Err(e) = store::write_json(&self.store.job_path(id), &job) {
-            tracing::error!(job = %id, error = %e, "cannot record the job");
-        }
-        Some(job)
-    }
-
     /// Notes `job` as the latest word on its digest.
-    fn record_image(&self, job: &Job) {
-        let _serial = lock(&self.images);
-        let path = self.store.image_path(&job.artifact.digest);
-        let previous: Option<ImageRecord> = store::read_json(&path).ok().flatten();
-        // A job that ends after a newer one started does not take the
-        // record, but a verdict it reached is still the latest verdict.
-        if let Some(mut previous) = previous.clone()
-            && previous.job != job.id
-            && !previous.status.ended()
-            && job.state.ended()
-        {
-            if let Some(verdict) = &job.verdict {
-                previous.verdict = Some(verdict.clone());
-                previous.scanned_at = job.finished_at.clone();
-                previous.updated_at = now();
-                if let Err(e) = store::write_json(&path, &previous) {
-                    tracing::error!(digest = %job.artifact.digest, error = %e, "cannot record the image verdict");
-                }
-            }
-            return;
-        }
-        let (verdict, scanned_at) = match &job.verdict {
-            Some(v) => (Some(v.clone()), job.finished_at.clone()),
-            None => previous
-                .map(|p| (p.verdict, p.scanned_at))
-                .unwrap_or_default(),
-        };
-        let record = ImageRecord {
-            digest: job.artifact.digest.clone(),
-            repository: job.artifact.repository.clone(),
-            registry: job.registry.clone(),
-            status: job.state,
-            job: job.id.clone(),
-            updated_at: now(),
-            verdict,
-            scanned_at,
-            error: job.error.clone(),
-        };
-        if let Err(e) = store::write_json(&path, &record) {
+    async fn record_image(&self, job: &Job) {
+        if let Err(e) = self.store.record_image(job).await {
             tracing::error!(digest = %job.artifact.digest, error = %e, "cannot record the image verdict");
         }
     }
 
-    /// Forgets ended jobs (and their files) older than `max_age`.
-    pub fn prune(&self, max_age: Duration) {
-        let limit = jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::try_from(max_age).unwrap_or_default())
-            .unwrap_or_default();
-        lock(&self.jobs).retain(|_, j| {
-            let finished = j.finished_at.as_deref().and_then(|t| t.parse().ok());
-            !(j.state.ended() && finished.is_some_and(|t: jiff::Timestamp| t < limit))
-        });
-        match self.store.prune(max_age) {
+    /// Forgets ended jobs, their reports and verdicts older than `max_age`.
+    pub async fn prune(&self, max_age: Duration) {
+        match self.store.prune(max_age).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(files = n, "pruned old jobs, reports and verdicts"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune the state directory"),
+            Ok(n) => tracing::info!(records = n, "pruned old jobs, reports and verdicts"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune old jobs, reports and verdicts"),
         }
     }
 }
+
+/// Runs `write` until it succeeds, waiting longer each time (up to 10 s),
+/// for at most [`STORE_RETRY_FOR`].
+async fn retry<T, F: Future<Output = std::io::Result<T>>>(
+    what: &str,
+    mut write: impl FnMut() -> F,
+) -> std::io::Result<T> {
+    let give_up = Instant::now() + STORE_RETRY_FOR;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match write().await {
+            Ok(value) => return Ok(value),
+            Err(e) if Instant::now() + wait < give_up => {
+                tracing::warn!(error = %e, "cannot {what} yet; trying again in {} ms", wait.as_millis());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long a finished scan keeps trying to record itself.
+const STORE_RETRY_FOR: Duration = Duration::from_secs(15 * 60);

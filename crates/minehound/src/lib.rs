@@ -157,7 +157,7 @@ mod version;
 
 pub use async_source::{AsyncBlob, AsyncImageSource, AsyncScan, BoxFuture, CHUNKS_AHEAD};
 pub use builder::ScannerBuilder;
-pub use cache::{CacheError, CacheUsage, LayerCache};
+pub use cache::{CacheError, CacheUsage, LayerCache, SharedLayerStore};
 pub use config::IMAGE_CONFIG_PATH;
 pub use error::{Error, ErrorChain, ErrorKind, LayerError, panic_message};
 pub use layer::{FileFinding, LayerScan, SkippedFile, scan_layer_blob};

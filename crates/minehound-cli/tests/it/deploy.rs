@@ -744,6 +744,22 @@ fn deployment_runs_two_hardened_replicas_with_https_probes() {
 
     // The service's own namespace is exempt, from the downward API.
     assert_eq!(m.flag("--admission-exempt-namespace"), ["$(POD_NAMESPACE)"]);
+    // The database URL comes from a Secret (never the manifest), and is optional.
+    let database = env
+        .iter()
+        .find(|e| e.name == "MINEHOUND_DATABASE_URL")
+        .unwrap();
+    let secret = database
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("the database URL comes from a Secret");
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        ("minehound-database", "url")
+    );
+    assert_eq!(secret.optional, Some(true));
+    assert!(database.value.is_none());
     let pod_namespace = env.iter().find(|e| e.name == "POD_NAMESPACE").unwrap();
     let field = pod_namespace
         .value_from
@@ -829,6 +845,7 @@ fn network_policy_opens_the_https_port_and_registry_egress_only() {
             ("TCP".to_string(), 53),
             ("TCP".to_string(), 443),
             ("TCP".to_string(), 5000),
+            ("TCP".to_string(), 5432),
         ])
     );
 }

@@ -22,6 +22,7 @@ mod integrations;
 mod packaging;
 mod push;
 mod readme;
+mod replicas;
 mod serve;
 mod storage;
 mod thirdparty;

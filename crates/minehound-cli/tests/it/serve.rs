@@ -14,7 +14,7 @@ use minehound_testdata::registry::{
 use minehound_testdata::{BuiltImage, Entry, ImageSpec, Layer, demo_image, samples};
 use serde_json::{Value, json};
 
-const REPORT_V11: &str = "application/vnd.security.vulnerability.report; version=1.1";
+pub(super) const REPORT_V11: &str = "application/vnd.security.vulnerability.report; version=1.1";
 const REPORT_V10: &str = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0";
 const REPORT_RAW: &str = "application/vnd.scanner.adapter.vuln.report.raw";
 const ERROR_TYPE: &str = "application/vnd.scanner.adapter.error+json; version=1.0";
@@ -92,7 +92,7 @@ impl Service {
     }
 
     /// `POST /api/v1/scan` as Harbor sends it; returns the job id.
-    fn scan(
+    pub(super) fn scan(
         &self,
         registry: &str,
         authorization: Option<&str>,
@@ -113,7 +113,7 @@ impl Service {
     }
 
     /// Polls a report the way Harbor does: while 302, wait `Refresh-After`.
-    fn report(&self, id: &str, accept: &str) -> Response {
+    pub(super) fn report(&self, id: &str, accept: &str) -> Response {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let r = self.get(&format!("/api/v1/scan/{id}/report"), &[("Accept", accept)]);
@@ -156,6 +156,11 @@ impl Service {
             .status();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    }
+
+    /// Waits for the process to end (after a signal the test sent).
+    pub(super) fn wait_exit(&mut self) {
+        let _ = self.child.wait();
     }
 
     /// The service's process id.

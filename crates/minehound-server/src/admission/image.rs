@@ -71,7 +71,7 @@ pub async fn judge(
         digest: digest.clone(),
         why: why.to_string(),
     };
-    let record = match service.image(&digest) {
+    let record = match service.image(&digest).await {
         Ok(record) => record,
         Err(e) => return unresolved(format!("the verdict of {digest} cannot be read: {e}")),
     };
@@ -96,7 +96,10 @@ pub async fn judge(
             ..Artifact::default()
         };
         let registry_url = format!("https://{}", name.registry);
-        match service.submit(Origin::Admission, &registry_url, artifact, None, true) {
+        match service
+            .submit(Origin::Admission, &registry_url, artifact, None, true)
+            .await
+        {
             Ok(_) | Err(SubmitError::AlreadyPending) => {}
             Err(SubmitError::QueueFull) => return pending("the scan queue is full"),
             Err(SubmitError::Invalid(reason)) => return unresolved(reason),

@@ -56,19 +56,20 @@ fn a_restart_resumes_jobs_that_need_no_credentials_and_fails_those_that_did() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let scanner = ScannerBuilder::new().build().unwrap();
     let server = runtime
-        .block_on(async { ServerBuilder::new(scanner, &state).start() })
+        .block_on(ServerBuilder::new(scanner, &state).start())
         .unwrap();
+    let job = |id: &str| runtime.block_on(server.job(id)).unwrap();
 
     // The Harbor job's credentials were never written: it cannot resume.
-    let harbor = server.job("from-harbor").unwrap();
+    let harbor = job("from-harbor").unwrap();
     assert_eq!(harbor.state, JobState::Failed);
     assert!(harbor.error.unwrap().contains("restarted"));
     // The notified one is scanned again, to the demo image's verdict.
     let deadline = Instant::now() + Duration::from_secs(60);
     let notified = loop {
-        let job = server.job("notified").unwrap();
-        if job.state.ended() {
-            break job;
+        let notified = job("notified").unwrap();
+        if notified.state.ended() {
+            break notified;
         }
         assert!(Instant::now() < deadline, "the resumed job never ended");
         std::thread::sleep(Duration::from_millis(50));
@@ -78,8 +79,8 @@ fn a_restart_resumes_jobs_that_need_no_credentials_and_fails_those_that_did() {
     assert_eq!(verdict.verdict, "high");
     assert!(verdict.findings >= 2);
     assert!(state.join("reports-v1/notified.json").is_file());
-    assert!(server.job("damaged").is_none());
-    assert!(server.job("../../escaped").is_none());
+    assert!(job("damaged").is_none());
+    assert!(job("../../escaped").is_none());
     assert!(!dir.path().join("escaped.json").exists());
 }
 
@@ -98,6 +99,7 @@ fn a_full_queue_answers_503_and_the_service_keeps_serving() {
             .workers(1)
             .queue_size(1)
             .start()
+            .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -35,9 +35,11 @@ use crate::layer::LayerScan;
 
 mod entry;
 mod rules;
+mod shared;
 mod stamp;
 
 use entry::{decode, encode};
+pub use shared::SharedLayerStore;
 pub(crate) use stamp::BlobStamp;
 
 /// Subdirectory of the cache directory; a new entry format gets a new one.
@@ -48,6 +50,8 @@ const STAMPS: &str = "stamps-v1";
 const RULES: &str = "rules-v1";
 /// Subdirectory for stamps of executables already hashed (the build id).
 const BUILDS: &str = "builds-v1";
+/// How often a layer another machine is reading is looked for again.
+const SHARED_CLAIM_POLL: Duration = Duration::from_millis(200);
 /// A file changed more recently than this is not stamped.
 const SETTLE_TIME: Duration = Duration::from_secs(2);
 
@@ -60,6 +64,8 @@ pub struct LayerCache {
     builds: PathBuf,
     /// Layers some scan in this process is reading now.
     in_flight: InFlight,
+    /// The tier shared with other machines, if any.
+    shared: Option<Arc<dyn SharedLayerStore>>,
 }
 
 /// Layers being scanned in this process, so that concurrent scans of images
@@ -85,10 +91,15 @@ pub(crate) enum Claim<'c> {
 pub(crate) struct ScanClaim<'c> {
     in_flight: &'c InFlight,
     key: CacheKey,
+    /// The shared tier's claim, when this process holds it.
+    shared: Option<&'c dyn SharedLayerStore>,
 }
 
 impl Drop for ScanClaim<'_> {
     fn drop(&mut self) {
+        if let Some(shared) = self.shared {
+            shared.release(&self.key.0);
+        }
         let mut keys = self
             .in_flight
             .keys
@@ -146,7 +157,16 @@ impl LayerCache {
             rules,
             builds,
             in_flight: InFlight::default(),
+            shared: None,
         })
+    }
+
+    /// Puts `store` behind this cache: entries missing here are looked up
+    /// there (and kept here once found), new entries go to both, and a layer
+    /// another machine is reading is waited for (see [`SharedLayerStore`]).
+    pub fn shared(mut self, store: Arc<dyn SharedLayerStore>) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     /// The directory holding the entries.
@@ -181,11 +201,69 @@ impl LayerCache {
     /// entry as used now, so pruning drops the least recently used first.
     pub(crate) fn get(&self, key: &CacheKey) -> Option<LayerScan> {
         let path = self.entry_path(key);
-        let scan = decode(&fs::read(&path).ok()?)?;
-        if let Ok(file) = fs::File::options().write(true).open(&path) {
-            let _ = file.set_modified(SystemTime::now());
+        if let Some(scan) = fs::read(&path).ok().and_then(|bytes| decode(&bytes)) {
+            if let Ok(file) = fs::File::options().write(true).open(&path) {
+                let _ = file.set_modified(SystemTime::now());
+            }
+            return Some(scan);
         }
+        self.get_shared(key)
+    }
+
+    /// The entry the shared tier holds for `key`, checked as a local one is,
+    /// and kept locally so the next lookup stays on this machine.
+    fn get_shared(&self, key: &CacheKey) -> Option<LayerScan> {
+        let shared = self.shared.as_ref()?;
+        let bytes = match shared.get(&key.0) {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared layer cache cannot be read; reading the layer");
+                return None;
+            }
+        };
+        let scan = decode(&bytes)?;
+        let _ = self.put_bytes(key, &bytes);
         Some(scan)
+    }
+
+    /// Adds the shared tier's claim to `claim`, waiting while another
+    /// machine reads the layer; what that machine stored meanwhile is the
+    /// answer.
+    fn claim_shared<'c>(
+        &'c self,
+        mut claim: ScanClaim<'c>,
+        cancelled: &impl Fn() -> bool,
+    ) -> Claim<'c> {
+        let Some(shared) = self.shared.as_deref() else {
+            return Claim::Mine(claim);
+        };
+        loop {
+            if let Some(scan) = self.get_shared(&claim.key) {
+                return Claim::Cached(scan);
+            }
+            match shared.try_claim(&claim.key.0) {
+                Ok(true) => {
+                    claim.shared = Some(shared);
+                    // The holder may have stored its result and let go
+                    // between the lookup above and this claim.
+                    if let Some(scan) = self.get_shared(&claim.key) {
+                        return Claim::Cached(scan);
+                    }
+                    return Claim::Mine(claim);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    // Better read the layer again than wait on a store that
+                    // does not answer.
+                    tracing::warn!(error = %e, "the shared layer cache cannot take a claim; reading the layer");
+                    return Claim::Mine(claim);
+                }
+            }
+            if cancelled() {
+                return Claim::Cancelled;
+            }
+            std::thread::sleep(SHARED_CLAIM_POLL);
+        }
     }
 
     /// Claims layer `key` for scanning. While another scan in this process
@@ -225,12 +303,13 @@ impl LayerCache {
         let claim = ScanClaim {
             in_flight: &self.in_flight,
             key: key.clone(),
+            shared: None,
         };
         // A scan that finished between the caller's lookup and now.
-        match self.get(key) {
-            Some(scan) => Claim::Cached(scan),
-            None => Claim::Mine(claim),
+        if let Some(scan) = self.get(key) {
+            return Claim::Cached(scan);
         }
+        self.claim_shared(claim, &cancelled)
     }
 
     /// How many entries (layer results, file stamps, compiled rules) the cache holds, and
@@ -314,6 +393,11 @@ impl LayerCache {
         }
         if let Ok(bytes) = encode(scan) {
             let _ = self.put_bytes(key, &bytes);
+            if let Some(shared) = &self.shared
+                && let Err(e) = shared.put(&key.0, &bytes)
+            {
+                tracing::warn!(error = %e, "cannot store the layer's result in the shared layer cache");
+            }
         }
     }
 

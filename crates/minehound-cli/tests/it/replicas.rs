@@ -1,0 +1,445 @@
+//! Replicas of `minehound serve` sharing one PostgreSQL database: the real
+//! binary, a real PostgreSQL cluster started by the tests (as an unprivileged
+//! user) and a real registry. One queue, one verdict per digest, one layer
+//! cache across replicas, and jobs that survive a replica's death and the
+//! database's restart.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use minehound_testdata::BuiltImage;
+use minehound_testdata::postgres::PostgresServer;
+use minehound_testdata::registry::{Fault, FaultProxy, push_image};
+use serde_json::Value;
+
+use super::serve::{
+    REPORT_V11, Service, base_layer, clean_image, json_of, miner_image, plain_registry, text,
+};
+
+/// One PostgreSQL server for the tests of this binary; each test has a
+/// database of its own.
+static POSTGRES_DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+    tempfile::Builder::new()
+        .prefix("mh-pg")
+        .tempdir_in("/tmp")
+        .unwrap()
+});
+static POSTGRES: LazyLock<PostgresServer> =
+    LazyLock::new(|| PostgresServer::start(POSTGRES_DIR.path()).expect("start PostgreSQL"));
+
+/// A replica of the service on the database at `url`, with its own state and
+/// cache directories (so whatever it shares, it shares through the database).
+fn replica(dir: &Path, name: &str, url: &str, args: &[&str]) -> Service {
+    let mut all = vec!["--database", url, "--job-lease", "3s"];
+    all.extend_from_slice(args);
+    Service::start(&dir.join(name), &all, &[])
+}
+
+/// The sum of the metric lines that start with `name` (0 when none).
+fn metric(service: &Service, name: &str) -> u64 {
+    let metrics = text(&service.get("/metrics", &[]));
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn sum(replicas: &[&Service], name: &str) -> u64 {
+    replicas.iter().map(|r| metric(r, name)).sum()
+}
+
+/// The image's verdict as any replica answers it, once its scan ended.
+fn finished_verdict(service: &Service, digest: &str) -> Value {
+    service.verdict(digest, &[])
+}
+
+#[test]
+fn replicas_share_one_queue_one_verdict_per_digest_and_one_layer_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = POSTGRES.create_database("storm").unwrap();
+    let a = replica(dir.path(), "a", &url, &["--workers", "2"]);
+    let b = replica(dir.path(), "b", &url, &["--workers", "2"]);
+    let c = replica(dir.path(), "c", &url, &["--workers", "2"]);
+    let registry = minehound_testdata::registry::RegistryProcess::start_notifying(
+        &dir.path().join("registry"),
+        &dir.path().join("storage"),
+        &minehound_testdata::registry::Auth::None,
+        &format!("http://{}/api/v1/notifications", a.host),
+        &[],
+    )
+    .unwrap();
+    // A push storm over two shared bases: 2 bases + 10 tops = 12 unique layers.
+    let bases = [base_layer("storm-1"), base_layer("storm-2")];
+    let mut images: Vec<(String, BuiltImage)> = Vec::new();
+    for i in 0..8 {
+        images.push((
+            format!("team/app{i}"),
+            clean_image(&bases[i % 2], &format!("app {i}")),
+        ));
+    }
+    images.push(("team/miner1".into(), miner_image(&bases[0])));
+    images.push(("team/miner2".into(), miner_image(&bases[1])));
+    for (repo, image) in &images {
+        push_image(&registry.host, repo, "1", image).unwrap();
+    }
+    // Every verdict, read from every replica (the registry told only `a`).
+    for (repo, image) in &images {
+        for replica in [&a, &b, &c] {
+            let v = finished_verdict(replica, &image.manifest.digest);
+            let expected = if repo.contains("miner") {
+                "critical"
+            } else {
+                "clean"
+            };
+            assert_eq!(v["verdict"]["verdict"], expected, "{repo}: {v:#}");
+        }
+    }
+    // No job ran twice, and no layer was read twice across the fleet:
+    // the two miner images share their XMRig layer too (same bytes).
+    let replicas = [&a, &b, &c];
+    let scans = sum(&replicas, "minehound_scans_total{origin=\"notification\"");
+    let scanned = sum(&replicas, "minehound_layers_total{result=\"scanned\"}");
+    let cached = sum(&replicas, "minehound_layers_total{result=\"cached\"}");
+    assert!(
+        scans >= images.len() as u64,
+        "{scans} scans for {} images",
+        images.len()
+    );
+    assert_eq!(
+        POSTGRES
+            .psql(
+                "storm",
+                "SELECT count(*) FROM minehound_jobs WHERE state <> 'finished'"
+            )
+            .unwrap(),
+        "0"
+    );
+    let unique_layers = 2 + 8 + 1;
+    assert_eq!(
+        scanned, unique_layers,
+        "layer scans across replicas (cached {cached})"
+    );
+    assert_eq!(scanned + cached, 2 * scans);
+    // Harbor's scan accepted by one replica, its report polled from another.
+    let (repo, image) = &images[8];
+    let id = b.scan(
+        &format!("http://{}", registry.host),
+        None,
+        repo,
+        &image.manifest.digest,
+    );
+    let report = c.report(&id, REPORT_V11);
+    assert_eq!(report.status, 200, "{}", text(&report));
+    let body = json_of(&report);
+    assert!(
+        body["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "MH-XMRIG-ELF"),
+        "{body:#}"
+    );
+    // A replica whose one worker is busy leaves the next job to the others.
+    let slow = FaultProxy::with_fault(
+        &registry.host,
+        Fault::Trickle {
+            interval: Duration::from_millis(4),
+        },
+    )
+    .unwrap();
+    let slow_image = clean_image(&base_layer("slow"), "slow");
+    let quick_image = clean_image(&base_layer("quick"), "quick");
+    push_image(&registry.host, "team/slow", "1", &slow_image).unwrap();
+    push_image(&registry.host, "team/quick", "1", &quick_image).unwrap();
+    // Their pushes' own scans end before `busy` starts.
+    finished_verdict(&a, &slow_image.manifest.digest);
+    finished_verdict(&a, &quick_image.manifest.digest);
+    let busy = replica(dir.path(), "busy", &url, &["--workers", "1"]);
+    let harbor = "minehound_scans_total{origin=\"harbor\"";
+    let others_before = sum(&[&a, &b, &c], harbor);
+    let slow_url = format!("http://{}", slow.host);
+    let slow_id = busy.scan(&slow_url, None, "team/slow", &slow_image.manifest.digest);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while POSTGRES
+        .psql(
+            "storm",
+            &format!("SELECT lease_owner IS NOT NULL FROM minehound_jobs WHERE id = '{slow_id}'"),
+        )
+        .unwrap()
+        != "t"
+    {
+        assert!(Instant::now() < deadline, "the slow job never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let quick_id = busy.scan(
+        &format!("http://{}", registry.host),
+        None,
+        "team/quick",
+        &quick_image.manifest.digest,
+    );
+    assert_eq!(busy.report(&quick_id, REPORT_V11).status, 200);
+    assert_eq!(busy.report(&slow_id, REPORT_V11).status, 200);
+    // Both ran, one on `busy` and the quick one elsewhere, while it was busy.
+    assert_eq!(metric(&busy, "minehound_scans_total"), 1);
+    assert_eq!(sum(&[&a, &b, &c], harbor), others_before + 1);
+
+    // The database's URL is in no log with its password.
+    for replica in replicas {
+        assert!(
+            !replica.log().contains(POSTGRES.password()),
+            "a log shows the database password"
+        );
+    }
+}
+
+#[test]
+fn a_replica_killed_mid_scan_leaves_its_job_to_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = POSTGRES.create_database("killed").unwrap();
+    let registry = plain_registry(&dir.path().join("upstream"));
+    let image = clean_image(&base_layer("killed"), "killed");
+    push_image(&registry.host, "team/app", "1", &image).unwrap();
+    // Blobs trickle (a few seconds for this small image), so the scan is
+    // still running when its replica dies.
+    let slow = FaultProxy::with_fault(
+        &registry.host,
+        Fault::Trickle {
+            interval: Duration::from_millis(4),
+        },
+    )
+    .unwrap();
+    let mut first = replica(dir.path(), "first", &url, &["--workers", "1"]);
+    let id = first.scan(
+        &format!("http://{}", slow.host),
+        None,
+        "team/app",
+        &image.manifest.digest,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while POSTGRES
+        .psql(
+            "killed",
+            &format!("SELECT state FROM minehound_jobs WHERE id = '{id}'"),
+        )
+        .unwrap()
+        != "running"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the job never started: {}",
+            first.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    first.wait_exit();
+    // A replica started afterwards takes the job over once the lease ran out.
+    let second = replica(dir.path(), "second", &url, &["--workers", "1"]);
+    let report = second.report(&id, REPORT_V11);
+    assert_eq!(report.status, 200, "{}", text(&report));
+    let v = finished_verdict(&second, &image.manifest.digest);
+    assert_eq!(v["verdict"]["verdict"], "clean", "{v:#}");
+    assert_eq!(v["verdict"]["layers"], 2, "{v:#}");
+    assert_eq!(
+        POSTGRES
+            .psql(
+                "killed",
+                &format!("SELECT attempts FROM minehound_jobs WHERE id = '{id}'")
+            )
+            .unwrap(),
+        "2"
+    );
+    assert!(
+        second.log().contains("taking over a job"),
+        "{}",
+        second.log()
+    );
+}
+
+#[test]
+fn replicas_starting_together_make_one_schema_and_a_newer_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = POSTGRES.create_database("together").unwrap();
+    let starting: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let (dir, url) = (dir.path().to_path_buf(), url.clone());
+            std::thread::spawn(move || replica(&dir, name, &url, &[]))
+        })
+        .collect();
+    let replicas: Vec<Service> = starting.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        POSTGRES
+            .psql(
+                "together",
+                "SELECT string_agg(version::text, ',') FROM minehound_schema"
+            )
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        POSTGRES
+            .psql("together", "SELECT count(*) FROM minehound_replicas")
+            .unwrap(),
+        "3"
+    );
+    for r in &replicas {
+        assert_eq!(r.get("/readyz", &[]).status, 200);
+    }
+    // A database a newer minehound migrated is refused with the reason.
+    POSTGRES
+        .psql(
+            "together",
+            "INSERT INTO minehound_schema (version) VALUES (99)",
+        )
+        .unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("minehound"))
+        .args([
+            "serve",
+            "--no-config",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &url,
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("late"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("newer minehound"), "{stderr}");
+    assert!(!stderr.contains(POSTGRES.password()), "{stderr}");
+    assert!(stderr.contains(":***@127.0.0.1"), "{stderr}");
+}
+
+#[test]
+fn jobs_finish_when_the_database_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut postgres = PostgresServer::start(
+        &tempfile::Builder::new()
+            .prefix("mh-pg")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep(),
+    )
+    .unwrap();
+    let url = postgres.create_database("outage").unwrap();
+    let registry = plain_registry(&dir.path().join("upstream"));
+    let base = base_layer("outage");
+    let images: Vec<BuiltImage> = (0..4)
+        .map(|i| clean_image(&base, &format!("outage {i}")))
+        .collect();
+    for (i, image) in images.iter().enumerate() {
+        push_image(&registry.host, &format!("team/app{i}"), "1", image).unwrap();
+    }
+    let slow = FaultProxy::with_fault(
+        &registry.host,
+        Fault::Trickle {
+            interval: Duration::from_micros(300),
+        },
+    )
+    .unwrap();
+    let a = replica(dir.path(), "a", &url, &["--workers", "1"]);
+    let b = replica(dir.path(), "b", &url, &["--workers", "1"]);
+    let registry_url = format!("http://{}", slow.host);
+    let ids: Vec<String> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            replica.scan(
+                &registry_url,
+                None,
+                &format!("team/app{i}"),
+                &image.manifest.digest,
+            )
+        })
+        .collect();
+    postgres.stop();
+    // Not ready while the database is away; the API says when to come back.
+    let ready = a.get("/readyz", &[]);
+    assert_eq!(ready.status, 503, "{}", text(&ready));
+    let poll = b.get(
+        &format!("/api/v1/scan/{}/report", ids[0]),
+        &[("Accept", REPORT_V11)],
+    );
+    assert_eq!(poll.status, 503, "{}", text(&poll));
+    assert!(poll.header("Retry-After").is_some());
+    std::thread::sleep(Duration::from_secs(4));
+    postgres.start_again().unwrap();
+    for id in &ids {
+        let report = a.report(id, REPORT_V11);
+        assert_eq!(report.status, 200, "{}\n{}", text(&report), a.log());
+    }
+    for image in &images {
+        assert_eq!(
+            finished_verdict(&b, &image.manifest.digest)["verdict"]["verdict"],
+            "clean"
+        );
+    }
+    assert_eq!(a.get("/readyz", &[]).status, 200);
+    assert_eq!(
+        postgres
+            .psql(
+                "outage",
+                "SELECT count(*) FROM minehound_jobs WHERE state = 'finished'"
+            )
+            .unwrap(),
+        "4"
+    );
+}
+
+#[test]
+fn ci_runners_share_layer_results_through_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = POSTGRES.create_database("runners").unwrap();
+    let image = miner_image(&base_layer("runners"));
+    let layout = dir.path().join("layout");
+    minehound_testdata::write_oci_layout(&layout, &[(&image, None)]).unwrap();
+    let scan = |runner: &str| -> Value {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("minehound"))
+            .args([
+                "scan",
+                "--no-config",
+                "--format",
+                "json",
+                "--cache-url",
+                &url,
+            ])
+            .arg("--cache-dir")
+            .arg(dir.path().join(runner))
+            .arg(format!("oci:{}", layout.display()))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = scan("runner-1");
+    assert_eq!(first["stats"]["layers_cached"], 0);
+    // Another runner, its own (empty) cache directory: every layer from the database.
+    let second = scan("runner-2");
+    assert_eq!(
+        second["stats"]["layers_cached"], second["stats"]["layers"],
+        "{second:#}"
+    );
+    assert_eq!(second["findings"], first["findings"]);
+    assert_eq!(
+        POSTGRES
+            .psql("runners", "SELECT count(*) FROM minehound_layers")
+            .unwrap(),
+        "2"
+    );
+}
