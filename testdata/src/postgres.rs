@@ -173,6 +173,44 @@ impl PostgresServer {
         }
     }
 
+    /// Turns TLS on with `tls`'s certificate and key, and refuses every TCP
+    /// connection without it (`hostssl` only in `pg_hba.conf`): a client that
+    /// connects after this spoke TLS.
+    pub fn require_tls(&mut self, tls: &crate::registry::Tls) -> io::Result<()> {
+        for (from, name) in [(&tls.cert, "server.crt"), (&tls.key, "server.key")] {
+            let to = self.data.join(name);
+            fs::copy(from, &to)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid))?;
+            }
+        }
+        let hba_path = self.data.join("pg_hba.conf");
+        let hba = fs::read_to_string(&hba_path)?;
+        let hba: String = hba
+            .lines()
+            .map(|line| match line.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{line}\n"),
+            })
+            .collect();
+        fs::write(&hba_path, hba)?;
+        self.psql(
+            "postgres",
+            "ALTER SYSTEM SET ssl = on; ALTER SYSTEM SET ssl_cert_file = 'server.crt'; \
+             ALTER SYSTEM SET ssl_key_file = 'server.key'; SELECT pg_reload_conf();",
+        )?;
+        // The reload is asynchronous: wait until new sessions see it.
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while self.psql("postgres", "SHOW ssl")? != "on" {
+            if Instant::now() > deadline {
+                return Err(io::Error::other("PostgreSQL did not turn TLS on"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     /// The TCP port on 127.0.0.1; the same after [`start_again`](Self::start_again).
     pub fn port(&self) -> u16 {
         self.port
@@ -221,7 +259,7 @@ impl PostgresServer {
             .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-f", "-", "-d"])
             .arg(format!(
                 "host=127.0.0.1 port={} user={SUPERUSER} dbname={database} \
-                 sslmode=disable connect_timeout=10",
+                 sslmode=prefer connect_timeout=10",
                 self.port
             ))
             .env("PGPASSWORD", &self.password)

@@ -16,6 +16,7 @@ use tokio_postgres::NoTls;
 
 mod layers;
 mod migrate;
+mod tls;
 
 pub use deadpool_postgres::Object as Client;
 pub use layers::SharedLayers;
@@ -49,7 +50,14 @@ impl Database {
     /// migrations run under an advisory lock. Needs a tokio runtime.
     pub async fn connect(url: &str, max_connections: usize) -> std::io::Result<Database> {
         let shown = redact(url);
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let invalid = |e: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the database URL {shown} is not valid: {e}"),
+            )
+        };
+        let (url, tls) = tls::split(url).map_err(invalid)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             // The parser's message never repeats the password.
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -62,21 +70,17 @@ impl Database {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                format!(
-                    "the database URL {shown} asks for TLS (sslmode=require), which this minehound does not speak to PostgreSQL yet; use sslmode=disable on a trusted network or a local TLS proxy"
-                ),
-            ));
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls.mode {
+            tls::Mode::Disable => Manager::from_config(config, NoTls, manager_config),
+            _ => {
+                let client = tls.client_config().map_err(invalid)?;
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client);
+                Manager::from_config(config, connector, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(2))
             .runtime(Runtime::Tokio1)

@@ -443,3 +443,72 @@ fn ci_runners_share_layer_results_through_the_database() {
         "2"
     );
 }
+
+#[test]
+fn the_database_is_reached_over_tls_as_libpq_users_configure_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut postgres = PostgresServer::start(
+        &tempfile::Builder::new()
+            .prefix("mh-pg")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep(),
+    )
+    .unwrap();
+    let tls = minehound_testdata::registry::generate_tls(&dir.path().join("tls")).unwrap();
+    let other_ca = minehound_testdata::registry::generate_tls(&dir.path().join("other")).unwrap();
+    postgres.require_tls(&tls).unwrap();
+    let url = postgres.create_database("tls").unwrap();
+    let with = |query: String| format!("{url}?{query}");
+    // A replica that cannot start says why, and never shows the password.
+    let refused = |url: &str| -> String {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("minehound"))
+            .args([
+                "serve",
+                "--no-config",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                url,
+            ])
+            .arg("--state-dir")
+            .arg(dir.path().join("refused"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains(postgres.password()), "{stderr}");
+        stderr
+    };
+    // The server takes TLS only: sent in the clear, the connection is refused.
+    let clear = refused(&with("sslmode=disable".into()));
+    assert!(clear.contains("no encryption"), "{clear}");
+    // A server certificate from a CA not trusted: refused before a password goes out.
+    let other = format!(
+        "sslmode=verify-full&sslrootcert={}",
+        other_ca.ca_cert.display()
+    );
+    let untrusted = refused(&with(other));
+    assert!(
+        untrusted.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+    // verify-full needs a CA to check against.
+    let no_ca = refused(&with("sslmode=verify-full".into()));
+    assert!(no_ca.contains("sslrootcert"), "{no_ca}");
+    // Checked against the right CA, and encrypted without a check: both work.
+    let verified = with(format!(
+        "sslmode=verify-full&sslrootcert={}",
+        tls.ca_cert.display()
+    ));
+    let service = replica(dir.path(), "verified", &verified, &[]);
+    assert_eq!(service.get("/readyz", &[]).status, 200);
+    let service = replica(dir.path(), "required", &with("sslmode=require".into()), &[]);
+    assert_eq!(service.get("/readyz", &[]).status, 200);
+    assert_eq!(
+        postgres
+            .psql("tls", "SELECT count(*) FROM minehound_replicas")
+            .unwrap(),
+        "2"
+    );
+}
