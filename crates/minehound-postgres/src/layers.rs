@@ -82,7 +82,14 @@ impl SharedLayers {
             loop {
                 every.tick().await;
                 let Some(held) = held.upgrade() else { break };
-                if held.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                // Only the claims held now: one whose release failed runs out.
+                let keys: Vec<Vec<u8>> = held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|k| k.to_vec())
+                    .collect();
+                if keys.is_empty() {
                     continue;
                 }
                 let renewed = async {
@@ -90,8 +97,9 @@ impl SharedLayers {
                         .client()
                         .await?
                         .execute(
-                            "UPDATE minehound_layer_claims SET until = now() + $2::text::interval WHERE owner = $1",
-                            &[&owner, &interval(LEASE)],
+                            "UPDATE minehound_layer_claims SET until = now() + $2::text::interval
+                             WHERE owner = $1 AND key = ANY($3)",
+                            &[&owner, &interval(LEASE), &keys],
                         )
                         .await
                         .map_err(|e| error(&e))

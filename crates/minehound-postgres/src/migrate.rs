@@ -16,6 +16,20 @@ const LOCK: i64 = 0x6d69_6e65_686f_756e;
 
 /// Brings the schema up to date; refuses a database a newer minehound wrote.
 pub(crate) async fn migrate(client: &mut Client) -> std::io::Result<()> {
+    // Most starts find the schema current: checked without locks or DDL, so
+    // a role that may only read and write the tables can connect.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('minehound_schema') IS NOT NULL", &[])
+        .await
+        .map_err(|e| error(&e))?
+        .get(0);
+    if exists {
+        let current = current_version(client).await?;
+        check_not_newer(current)?;
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
+    }
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await
@@ -29,6 +43,27 @@ pub(crate) async fn migrate(client: &mut Client) -> std::io::Result<()> {
     outcome.and(unlocked.map(|_| ()))
 }
 
+async fn current_version(client: &Client) -> std::io::Result<i32> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM minehound_schema",
+            &[],
+        )
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(row.get(0))
+}
+
+/// A schema a newer minehound wrote may mean anything to this one.
+fn check_not_newer(current: i32) -> std::io::Result<()> {
+    if current > SCHEMA_VERSION {
+        return Err(other(format!(
+            "its minehound schema is version {current}, written by a newer minehound than this one (which knows versions up to {SCHEMA_VERSION}); run that version or a newer one"
+        )));
+    }
+    Ok(())
+}
+
 async fn apply(client: &mut Client) -> std::io::Result<()> {
     client
         .batch_execute(
@@ -39,19 +74,8 @@ async fn apply(client: &mut Client) -> std::io::Result<()> {
         )
         .await
         .map_err(|e| error(&e))?;
-    let row = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM minehound_schema",
-            &[],
-        )
-        .await
-        .map_err(|e| error(&e))?;
-    let current: i32 = row.get(0);
-    if current > SCHEMA_VERSION {
-        return Err(other(format!(
-            "its minehound schema is version {current}, written by a newer minehound than this one (which knows versions up to {SCHEMA_VERSION}); run that version or a newer one"
-        )));
-    }
+    let current = current_version(client).await?;
+    check_not_newer(current)?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let transaction = client.transaction().await.map_err(|e| error(&e))?;
         transaction

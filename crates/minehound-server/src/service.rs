@@ -157,7 +157,7 @@ impl Service {
         let mut every = tokio::time::interval(db.heartbeat_every());
         loop {
             every.tick().await;
-            match db.heartbeat().await {
+            match db.beat().await {
                 Ok(ended) => {
                     for job in &ended {
                         tracing::warn!(job = %job.id, "a scan ended: the replica holding its registry authorization is gone");
@@ -255,7 +255,10 @@ impl Service {
         self.metrics.running.dec();
         self.metrics.duration.observe(seconds);
         // Another replica runs the job now: its record is theirs.
-        let Some(outcome) = outcome else { return };
+        let Some(outcome) = outcome else {
+            self.store.done(&id);
+            return;
+        };
         let saved = match outcome {
             Ok(report) => self.keep_report(&id, report).await,
             Err(error) => Err(error),
@@ -276,7 +279,9 @@ impl Service {
             }
         }
         job.finished_at = Some(now());
-        if self.finish(&job).await {
+        let kept = self.finish(&job).await;
+        self.store.done(&id);
+        if kept {
             self.record_image(&job).await;
         }
         self.ended.send_modify(|n| *n += 1);
@@ -288,11 +293,14 @@ impl Service {
     async fn keep_report(&self, id: &str, report: Report) -> Result<Report, String> {
         let bytes =
             serde_json::to_vec(&report).map_err(|e| format!("cannot store the report: {e}"))?;
-        retry("store the report", || {
+        let kept = retry("store the report", || {
             self.store.put_report(id, bytes.clone())
         })
         .await
         .map_err(|e| format!("cannot store the report: {e}"))?;
+        if !kept {
+            return Err("this replica lost the job's lease; another replica runs it".into());
+        }
         if report.incomplete() {
             self.metrics
                 .scan_failure(ScanFailure::Files, report.stats.files_failed);

@@ -29,6 +29,26 @@ static POSTGRES_DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
 static POSTGRES: LazyLock<PostgresServer> =
     LazyLock::new(|| PostgresServer::start(POSTGRES_DIR.path()).expect("start PostgreSQL"));
 
+/// A fresh database on this binary's PostgreSQL server, for tests elsewhere
+/// that run the same behaviour on both stores.
+pub(super) fn database(name: &str) -> String {
+    POSTGRES.create_database(name).unwrap()
+}
+
+/// Everything the service stored in the database at `url` (one of this
+/// binary's), as text: jobs, verdicts and reports.
+pub(super) fn database_text(url: &str) -> String {
+    let name = url.rsplit('/').next().unwrap();
+    POSTGRES
+        .psql(
+            name,
+            "SELECT record::text FROM minehound_jobs UNION ALL \
+             SELECT record::text FROM minehound_images UNION ALL \
+             SELECT convert_from(report, 'UTF8') FROM minehound_reports",
+        )
+        .unwrap()
+}
+
 /// A replica of the service on the database at `url`, with its own state and
 /// cache directories (so whatever it shares, it shares through the database).
 fn replica(dir: &Path, name: &str, url: &str, args: &[&str]) -> Service {
@@ -103,10 +123,13 @@ fn replicas_share_one_queue_one_verdict_per_digest_and_one_layer_cache() {
     let scans = sum(&replicas, "minehound_scans_total{origin=\"notification\"");
     let scanned = sum(&replicas, "minehound_layers_total{result=\"scanned\"}");
     let cached = sum(&replicas, "minehound_layers_total{result=\"cached\"}");
-    assert!(
-        scans >= images.len() as u64,
-        "{scans} scans for {} images",
-        images.len()
+    assert_eq!(scans, images.len() as u64, "one scan per pushed image");
+    assert_eq!(
+        POSTGRES
+            .psql("storm", "SELECT max(attempts) FROM minehound_jobs")
+            .unwrap(),
+        "1",
+        "no job was started twice"
     );
     assert_eq!(
         POSTGRES
@@ -185,6 +208,53 @@ fn replicas_share_one_queue_one_verdict_per_digest_and_one_layer_cache() {
     // Both ran, one on `busy` and the quick one elsewhere, while it was busy.
     assert_eq!(metric(&busy, "minehound_scans_total"), 1);
     assert_eq!(sum(&[&a, &b, &c], harbor), others_before + 1);
+
+    // One push delivered to two replicas at once (a load balancer's retry)
+    // queues one scan.
+    let dedupe = clean_image(&base_layer("dedupe"), "dedupe");
+    push_image(&registry.host, "team/dedupe", "1", &dedupe).unwrap();
+    finished_verdict(&a, &dedupe.manifest.digest);
+    let envelope = serde_json::json!({"events": [{
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": dedupe.manifest.digest,
+            "repository": "team/dedupe",
+            "url": format!("http://{}/v2/team/dedupe/manifests/{}", slow.host, dedupe.manifest.digest),
+        },
+    }]})
+    .to_string();
+    let deliveries: Vec<_> = [&b, &c]
+        .into_iter()
+        .map(|replica| {
+            let (host, body) = (replica.host.clone(), envelope.clone());
+            std::thread::spawn(move || {
+                let r = minehound_testdata::registry::http(
+                    &host,
+                    "POST",
+                    "/api/v1/notifications",
+                    &[(
+                        "Content-Type",
+                        "application/vnd.docker.distribution.events.v1+json",
+                    )],
+                    body.as_bytes(),
+                )
+                .unwrap();
+                assert_eq!(r.status, 200, "{}", text(&r));
+                json_of(&r)
+            })
+        })
+        .collect();
+    let answers: Vec<Value> = deliveries.into_iter().map(|t| t.join().unwrap()).collect();
+    let queued: usize = answers
+        .iter()
+        .map(|a| a["queued"].as_array().unwrap().len())
+        .sum();
+    let already: u64 = answers
+        .iter()
+        .map(|a| a["already_queued"].as_u64().unwrap())
+        .sum();
+    assert_eq!((queued, already), (1, 1), "{answers:?}");
 
     // The database's URL is in no log with its password.
     for replica in replicas {
@@ -363,6 +433,19 @@ fn jobs_finish_when_the_database_comes_back() {
             )
         })
         .collect();
+    // Scans are under way when the database goes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while postgres
+        .psql(
+            "outage",
+            "SELECT count(*) FROM minehound_jobs WHERE state = 'running'",
+        )
+        .unwrap()
+        == "0"
+    {
+        assert!(Instant::now() < deadline, "no scan started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     postgres.stop();
     // Not ready while the database is away; the API says when to come back.
     let ready = a.get("/readyz", &[]);
@@ -386,6 +469,19 @@ fn jobs_finish_when_the_database_comes_back() {
         );
     }
     assert_eq!(a.get("/readyz", &[]).status, 200);
+    // Away longer than a lease: the replicas stopped the scans they ran
+    // rather than risk running them twice, and ran them again after.
+    assert!(
+        sum(&[&a, &b], "minehound_job_leases_lost_total") >= 1,
+        "{}",
+        a.log()
+    );
+    assert_ne!(
+        postgres
+            .psql("outage", "SELECT max(attempts) FROM minehound_jobs")
+            .unwrap(),
+        "1"
+    );
     assert_eq!(
         postgres
             .psql(

@@ -273,7 +273,17 @@ fn seed_storage(dir: &Path, storage: &Path, images: &[(&str, &BuiltImage)]) {
 }
 
 #[test]
-fn harbor_drives_scans_with_basic_and_bearer_authorization() {
+fn harbor_drives_scans_with_basic_and_bearer_authorization_on_files() {
+    harbor_drives_scans_with_basic_and_bearer_authorization_on(&[]);
+}
+
+#[test]
+fn harbor_drives_scans_with_basic_and_bearer_authorization_on_the_database() {
+    let url = super::replicas::database("harbor_drives_scans_with_basic_and_beare");
+    harbor_drives_scans_with_basic_and_bearer_authorization_on(&["--database", &url]);
+}
+
+fn harbor_drives_scans_with_basic_and_bearer_authorization_on(store: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let base = base_layer("harbor");
     let (miner, clean) = (miner_image(&base), clean_image(&base, "harbor"));
@@ -306,7 +316,7 @@ fn harbor_drives_scans_with_basic_and_bearer_authorization() {
     // notified pulls); they must never serve a Harbor request.
     let service = Service::start(
         dir.path(),
-        &["--fail-on", "high", "--username", "robot"],
+        &[store, &["--fail-on", "high", "--username", "robot"]].concat(),
         &[("MINEHOUND_PASSWORD", password)],
     );
     let openapi = json_of(&service.get("/api/openapi.json", &[]));
@@ -484,16 +494,24 @@ fn harbor_drives_scans_with_basic_and_bearer_authorization() {
 
     // Registry credentials appear nowhere: not in logs, not in the state.
     let log = service.log();
+    // What the service stored: files, or the database's rows.
+    let stored = match store {
+        ["--database", url] => vec![(url.to_string(), super::replicas::database_text(url))],
+        _ => files_under(&dir.path().join("state"))
+            .into_iter()
+            .map(|file| {
+                let bytes = std::fs::read(&file).unwrap();
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                (file.display().to_string(), text)
+            })
+            .collect(),
+    };
+    assert!(!stored.is_empty());
     for secret in [password, basic_auth.as_str(), token.as_str()] {
         let secret_tail = &secret[secret.len().saturating_sub(20)..];
         assert!(!log.contains(secret_tail), "a credential reached the log");
-        for file in files_under(&dir.path().join("state")) {
-            let bytes = std::fs::read(&file).unwrap();
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains(secret_tail),
-                "a credential reached {}",
-                file.display()
-            );
+        for (place, text) in &stored {
+            assert!(!text.contains(secret_tail), "a credential reached {place}");
         }
     }
 }
@@ -512,10 +530,20 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn registry_push_notifications_lead_to_verdicts_that_survive_a_restart() {
+fn registry_push_notifications_lead_to_verdicts_that_survive_a_restart_on_files() {
+    registry_push_notifications_lead_to_verdicts_that_survive_a_restart_on(&[]);
+}
+
+#[test]
+fn registry_push_notifications_lead_to_verdicts_that_survive_a_restart_on_the_database() {
+    let url = super::replicas::database("registry_push_notifications_lead_to_verd");
+    registry_push_notifications_lead_to_verdicts_that_survive_a_restart_on(&["--database", &url]);
+}
+
+fn registry_push_notifications_lead_to_verdicts_that_survive_a_restart_on(store: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let token = "n0tify-t0ken";
-    let mut service = Service::start(dir.path(), &[], &[("MINEHOUND_API_TOKEN", token)]);
+    let mut service = Service::start(dir.path(), store, &[("MINEHOUND_API_TOKEN", token)]);
     let bearer = format!("Bearer {token}");
     // The registry, as an operator configures it: notifications to the service.
     let registry = RegistryProcess::start_notifying(
@@ -574,14 +602,24 @@ fn registry_push_notifications_lead_to_verdicts_that_survive_a_restart() {
 
     // A restart keeps every verdict.
     service.stop();
-    let service = Service::start(dir.path(), &[], &[("MINEHOUND_API_TOKEN", token)]);
+    let service = Service::start(dir.path(), store, &[("MINEHOUND_API_TOKEN", token)]);
     let v = service.get(&format!("/api/v1/images/{}", miner.manifest.digest), &auth);
     assert_eq!(json_of(&v)["verdict"]["verdict"], "critical");
     drop(registry);
 }
 
 #[test]
-fn a_base_layer_shared_by_concurrent_scans_is_read_once() {
+fn a_base_layer_shared_by_concurrent_scans_is_read_once_on_files() {
+    a_base_layer_shared_by_concurrent_scans_is_read_once_on(&[]);
+}
+
+#[test]
+fn a_base_layer_shared_by_concurrent_scans_is_read_once_on_the_database() {
+    let url = super::replicas::database("a_base_layer_shared_by_concurrent_scans_");
+    a_base_layer_shared_by_concurrent_scans_is_read_once_on(&["--database", &url]);
+}
+
+fn a_base_layer_shared_by_concurrent_scans_is_read_once_on(store: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let base = base_layer("shared");
     let images: Vec<BuiltImage> = (0..6)
@@ -591,7 +629,7 @@ fn a_base_layer_shared_by_concurrent_scans_is_read_once() {
     for (i, image) in images.iter().enumerate() {
         push_image(&registry.host, &format!("team/app{i}"), "1", image).unwrap();
     }
-    let service = Service::start(dir.path(), &["--workers", "6"], &[]);
+    let service = Service::start(dir.path(), &[store, &["--workers", "6"]].concat(), &[]);
     let url = format!("http://{}", registry.host);
     let ids: Vec<String> = images
         .iter()

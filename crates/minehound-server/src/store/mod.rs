@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::job::{ImageRecord, Job};
+use crate::job::{ImageRecord, Job, JobState};
 use crate::service::SubmitError;
 
 pub(crate) mod files;
@@ -75,10 +75,18 @@ impl JobStore {
     }
 
     /// Keeps a finished job's report (the scanner's JSON, byte for byte).
-    pub async fn put_report(&self, id: &str, report: Vec<u8>) -> std::io::Result<()> {
+    /// `Ok(false)`: the job's lease was lost, and its report is someone else's.
+    pub async fn put_report(&self, id: &str, report: Vec<u8>) -> std::io::Result<bool> {
         match self {
-            JobStore::Files(s) => s.put_report(id, &report),
+            JobStore::Files(s) => s.put_report(id, &report).map(|()| true),
             JobStore::Database(s) => s.put_report(id, report).await,
+        }
+    }
+
+    /// The worker is done with job `id`, however it ended.
+    pub fn done(&self, id: &str) {
+        if let JobStore::Database(s) = self {
+            s.done(id);
         }
     }
 
@@ -156,6 +164,19 @@ pub(crate) fn now() -> String {
 /// a verdict it reached is still the latest verdict.
 pub(crate) fn next_image_record(previous: Option<ImageRecord>, job: &Job) -> Option<ImageRecord> {
     let now = now();
+    // Writers race (replicas, a late `queued` after a quick scan): a job's
+    // own record only moves forward, queued → running → ended.
+    let rank = |state: JobState| match state {
+        JobState::Queued => 0,
+        JobState::Running => 1,
+        JobState::Finished | JobState::Failed => 2,
+    };
+    if let Some(previous) = &previous
+        && previous.job == job.id
+        && rank(previous.status) > rank(job.state)
+    {
+        return None;
+    }
     if let Some(mut previous) = previous.clone()
         && previous.job != job.id
         && !previous.status.ended()

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use minehound_postgres::{Database, error, interval, tokio_postgres};
 use tokio::sync::Notify;
@@ -41,6 +41,9 @@ pub(crate) struct DatabaseStore {
     queued_here: Notify,
     /// The jobs this replica runs, and how to tell each worker it lost one.
     running: Mutex<HashMap<String, Arc<Notify>>>,
+    /// When the last heartbeat that reached the database started: leases
+    /// run until at least then plus a lease.
+    renewed_at: Mutex<Instant>,
     /// Counts leases this replica lost and database errors (for metrics).
     pub(crate) leases_lost: prometheus_client::metrics::counter::Counter,
     pub(crate) errors: prometheus_client::metrics::counter::Counter,
@@ -93,16 +96,46 @@ impl DatabaseStore {
             lease: lease.max(Duration::from_secs(1)),
             queued_here: Notify::new(),
             running: Mutex::default(),
+            renewed_at: Mutex::new(Instant::now()),
             leases_lost: Default::default(),
             errors: Default::default(),
         })
+    }
+
+    /// One heartbeat, within a third of a lease. When the database has not
+    /// heard from this replica for so long that its leases may run out
+    /// before the next beat, the replica stops every scan it runs itself:
+    /// another replica may take those jobs, and a job must never run twice
+    /// at once.
+    pub async fn beat(&self) -> std::io::Result<Vec<Job>> {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.heartbeat_every(), self.heartbeat())
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "the database did not answer the heartbeat in time",
+                ))
+            });
+        match &outcome {
+            Ok(_) => *lock(&self.renewed_at) = started,
+            Err(_) => {
+                let silent = lock(&self.renewed_at).elapsed();
+                if silent + self.heartbeat_every() >= self.lease {
+                    let held: Vec<String> = lock(&self.running).keys().cloned().collect();
+                    for id in held {
+                        self.lose(&id);
+                    }
+                }
+            }
+        }
+        outcome
     }
 
     /// Every third of a lease: tells the database this replica lives,
     /// extends the leases of the jobs it runs (stopping those it lost), and
     /// ends the jobs of replicas gone with registry authorization only they
     /// held. Returns the jobs it ended, so their images' records follow.
-    pub async fn heartbeat(&self) -> std::io::Result<Vec<Job>> {
+    async fn heartbeat(&self) -> std::io::Result<Vec<Job>> {
         let client = self.database.client().await?;
         client
             .execute(
@@ -139,7 +172,10 @@ impl DatabaseStore {
             )
             .await
             .map_err(|e| error(&e))?;
-        ended.iter().map(|row| from_json(row.get(0))).collect()
+        Ok(ended
+            .iter()
+            .filter_map(|row| from_json(row.get(0)).ok())
+            .collect())
     }
 
     /// How often the heartbeat runs: a third of a lease, so two missed beats
@@ -155,6 +191,12 @@ impl DatabaseStore {
             tracing::warn!(job = %id, replica = %self.replica, "lost the lease on a job (the database was out of reach too long); stopping its scan, another replica takes it");
             lost.notify_one();
         }
+    }
+
+    /// The worker is done with job `id`, however it ended: its lease is no
+    /// longer extended.
+    pub fn done(&self, id: &str) {
+        lock(&self.running).remove(id);
     }
 
     pub async fn submit(
@@ -232,12 +274,16 @@ impl DatabaseStore {
     async fn claim(&self) -> std::io::Result<Option<Claimed>> {
         let client = self.database.client().await?;
         loop {
+            // Never a job this replica runs already, even if its lease ran
+            // out while the database was away.
+            let held: Vec<String> = lock(&self.running).keys().cloned().collect();
             let row = client
                 .query_opt(
                     "WITH next AS (
                          SELECT id FROM minehound_jobs
                          WHERE (state = 'queued' OR (state = 'running' AND lease_until < now()))
                            AND (pinned_to IS NULL OR pinned_to = $1)
+                           AND NOT (id = ANY($4))
                          ORDER BY created_at
                          LIMIT 1
                          FOR UPDATE SKIP LOCKED
@@ -247,14 +293,29 @@ impl DatabaseStore {
                          attempts = j.attempts + 1, updated_at = now(),
                          record = j.record || jsonb_build_object('state', 'running', 'started_at', $3::text)
                      FROM next WHERE j.id = next.id
-                     RETURNING j.record::text, j.attempts",
-                    &[&self.replica, &interval(self.lease), &now()],
+                     RETURNING j.id, j.record::text, j.attempts",
+                    &[&self.replica, &interval(self.lease), &now(), &held],
                 )
                 .await
                 .map_err(|e| error(&e))?;
             let Some(row) = row else { return Ok(None) };
-            let mut job: Job = from_json(row.get(0))?;
-            let attempts: i32 = row.get(1);
+            let id: String = row.get(0);
+            let attempts: i32 = row.get(2);
+            let mut job: Job = match from_json(row.get(1)) {
+                Ok(job) => job,
+                Err(e) => {
+                    // A record nobody can run ends now, not at every claim.
+                    tracing::error!(job = %id, error = %e, "a job record in the database does not parse; ending it failed");
+                    client
+                        .execute(
+                            "UPDATE minehound_jobs SET state = 'failed', lease_owner = NULL, updated_at = now() WHERE id = $1",
+                            &[&id],
+                        )
+                        .await
+                        .map_err(|e| error(&e))?;
+                    continue;
+                }
+            };
             let lost = Arc::new(Notify::new());
             lock(&self.running).insert(job.id.clone(), Arc::clone(&lost));
             if attempts > MAX_ATTEMPTS {
@@ -264,7 +325,9 @@ impl DatabaseStore {
                 job.error = Some(format!(
                     "the scan was started {MAX_ATTEMPTS} times and each time the replica running it stopped before it finished; not trying again"
                 ));
-                self.save(&job).await?;
+                let saved = self.save(&job).await;
+                self.done(&job.id);
+                saved?;
                 self.record_image(&job).await?;
                 continue;
             }
@@ -313,18 +376,23 @@ impl DatabaseStore {
         Ok(updated == 1)
     }
 
-    pub async fn put_report(&self, id: &str, report: Vec<u8>) -> std::io::Result<()> {
-        self.database
+    /// Keeps the report of a job this replica runs; `Ok(false)` when its
+    /// lease is gone (the report of whoever runs it now stands).
+    pub async fn put_report(&self, id: &str, report: Vec<u8>) -> std::io::Result<bool> {
+        let written = self
+            .database
             .client()
             .await?
             .execute(
-                "INSERT INTO minehound_reports (job, report) VALUES ($1, $2)
+                "INSERT INTO minehound_reports (job, report)
+                 SELECT $1, $2 WHERE EXISTS (
+                     SELECT 1 FROM minehound_jobs WHERE id = $1 AND lease_owner = $3)
                  ON CONFLICT (job) DO UPDATE SET report = excluded.report, created_at = now()",
-                &[&id, &report],
+                &[&id, &report, &self.replica],
             )
             .await
             .map_err(|e| error(&e))?;
-        Ok(())
+        Ok(written == 1)
     }
 
     pub async fn report(&self, id: &str) -> std::io::Result<Option<Vec<u8>>> {

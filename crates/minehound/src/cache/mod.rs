@@ -50,6 +50,11 @@ const STAMPS: &str = "stamps-v1";
 const RULES: &str = "rules-v1";
 /// Subdirectory for stamps of executables already hashed (the build id).
 const BUILDS: &str = "builds-v1";
+/// How long the shared tier is left alone after it failed to answer.
+const SHARED_REST: Duration = Duration::from_secs(30);
+/// The longest a scan waits for a layer another machine is reading (its
+/// lease keeps being renewed while it reads): past it, the layer is read here.
+const SHARED_CLAIM_WAIT: Duration = Duration::from_secs(10 * 60);
 /// How often a layer another machine is reading is looked for again.
 const SHARED_CLAIM_POLL: Duration = Duration::from_millis(200);
 /// A file changed more recently than this is not stamped.
@@ -66,6 +71,10 @@ pub struct LayerCache {
     in_flight: InFlight,
     /// The tier shared with other machines, if any.
     shared: Option<Arc<dyn SharedLayerStore>>,
+    /// Until when the shared tier is left alone after it failed to answer:
+    /// every layer waiting on a store that does not answer would add up to a
+    /// failed job.
+    shared_resting: Mutex<Option<std::time::Instant>>,
 }
 
 /// Layers being scanned in this process, so that concurrent scans of images
@@ -158,6 +167,7 @@ impl LayerCache {
             builds,
             in_flight: InFlight::default(),
             shared: None,
+            shared_resting: Mutex::new(None),
         })
     }
 
@@ -200,30 +210,59 @@ impl LayerCache {
     /// The scan stored under `key`, if there is a sound one. A hit marks the
     /// entry as used now, so pruning drops the least recently used first.
     pub(crate) fn get(&self, key: &CacheKey) -> Option<LayerScan> {
+        self.get_local(key).or_else(|| self.get_shared(key))
+    }
+
+    /// The entry in this machine's directory.
+    fn get_local(&self, key: &CacheKey) -> Option<LayerScan> {
         let path = self.entry_path(key);
-        if let Some(scan) = fs::read(&path).ok().and_then(|bytes| decode(&bytes)) {
-            if let Ok(file) = fs::File::options().write(true).open(&path) {
-                let _ = file.set_modified(SystemTime::now());
-            }
-            return Some(scan);
+        let scan = decode(&fs::read(&path).ok()?)?;
+        if let Ok(file) = fs::File::options().write(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
         }
-        self.get_shared(key)
+        Some(scan)
     }
 
     /// The entry the shared tier holds for `key`, checked as a local one is,
     /// and kept locally so the next lookup stays on this machine.
     fn get_shared(&self, key: &CacheKey) -> Option<LayerScan> {
-        let shared = self.shared.as_ref()?;
+        let shared = self.shared_tier()?;
         let bytes = match shared.get(&key.0) {
             Ok(bytes) => bytes?,
             Err(e) => {
-                tracing::warn!(error = %e, "the shared layer cache cannot be read; reading the layer");
+                self.shared_failed("cannot be read", &e);
                 return None;
             }
         };
         let scan = decode(&bytes)?;
         let _ = self.put_bytes(key, &bytes);
         Some(scan)
+    }
+
+    /// The shared tier, unless it is resting after a failure.
+    fn shared_tier(&self) -> Option<&dyn SharedLayerStore> {
+        let shared = self.shared.as_deref()?;
+        let mut resting = self
+            .shared_resting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match *resting {
+            Some(until) if std::time::Instant::now() < until => None,
+            Some(_) => {
+                *resting = None;
+                Some(shared)
+            }
+            None => Some(shared),
+        }
+    }
+
+    /// Notes that the shared tier failed: it is left alone for a while.
+    fn shared_failed(&self, what: &str, error: &str) {
+        tracing::warn!(error = %error, "the shared layer cache {what}; going on without it for {} s", SHARED_REST.as_secs());
+        *self
+            .shared_resting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now() + SHARED_REST);
     }
 
     /// Adds the shared tier's claim to `claim`, waiting while another
@@ -234,9 +273,10 @@ impl LayerCache {
         mut claim: ScanClaim<'c>,
         cancelled: &impl Fn() -> bool,
     ) -> Claim<'c> {
-        let Some(shared) = self.shared.as_deref() else {
+        let Some(shared) = self.shared_tier() else {
             return Claim::Mine(claim);
         };
+        let give_up = std::time::Instant::now() + SHARED_CLAIM_WAIT;
         loop {
             if let Some(scan) = self.get_shared(&claim.key) {
                 return Claim::Cached(scan);
@@ -255,12 +295,18 @@ impl LayerCache {
                 Err(e) => {
                     // Better read the layer again than wait on a store that
                     // does not answer.
-                    tracing::warn!(error = %e, "the shared layer cache cannot take a claim; reading the layer");
+                    self.shared_failed("cannot take a claim", &e);
                     return Claim::Mine(claim);
                 }
             }
             if cancelled() {
                 return Claim::Cancelled;
+            }
+            if std::time::Instant::now() > give_up {
+                tracing::warn!(
+                    "another machine has held a layer for too long; reading it here too"
+                );
+                return Claim::Mine(claim);
             }
             std::thread::sleep(SHARED_CLAIM_POLL);
         }
@@ -305,8 +351,9 @@ impl LayerCache {
             key: key.clone(),
             shared: None,
         };
-        // A scan that finished between the caller's lookup and now.
-        if let Some(scan) = self.get(key) {
+        // A scan that finished between the caller's lookup and now (the
+        // shared tier is looked at by `claim_shared`).
+        if let Some(scan) = self.get_local(key) {
             return Claim::Cached(scan);
         }
         self.claim_shared(claim, &cancelled)
@@ -393,10 +440,10 @@ impl LayerCache {
         }
         if let Ok(bytes) = encode(scan) {
             let _ = self.put_bytes(key, &bytes);
-            if let Some(shared) = &self.shared
+            if let Some(shared) = self.shared_tier()
                 && let Err(e) = shared.put(&key.0, &bytes)
             {
-                tracing::warn!(error = %e, "cannot store the layer's result in the shared layer cache");
+                self.shared_failed("cannot store the layer's result", &e);
             }
         }
     }
