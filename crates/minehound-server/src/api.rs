@@ -350,10 +350,9 @@ async fn scan_report(
                     );
                 }
                 Err(e) => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("the report of scan {id} cannot be read: {e}"),
-                    );
+                    return store_unavailable(format!(
+                        "the report of scan {id} cannot be read now: {e}"
+                    ));
                 }
             };
             match kind {

@@ -393,14 +393,12 @@ fn replicas_starting_together_make_one_schema_and_a_newer_one_is_refused() {
 #[test]
 fn jobs_finish_when_the_database_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut postgres = PostgresServer::start(
-        &tempfile::Builder::new()
-            .prefix("mh-pg")
-            .tempdir_in("/tmp")
-            .unwrap()
-            .keep(),
-    )
-    .unwrap();
+    // Dropped after the server (declared before it): nothing stays behind.
+    let postgres_dir = tempfile::Builder::new()
+        .prefix("mh-pg")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut postgres = PostgresServer::start(postgres_dir.path()).unwrap();
     let url = postgres.create_database("outage").unwrap();
     let registry = plain_registry(&dir.path().join("upstream"));
     let base = base_layer("outage");
@@ -543,14 +541,12 @@ fn ci_runners_share_layer_results_through_the_database() {
 #[test]
 fn the_database_is_reached_over_tls_as_libpq_users_configure_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut postgres = PostgresServer::start(
-        &tempfile::Builder::new()
-            .prefix("mh-pg")
-            .tempdir_in("/tmp")
-            .unwrap()
-            .keep(),
-    )
-    .unwrap();
+    // Dropped after the server (declared before it): nothing stays behind.
+    let postgres_dir = tempfile::Builder::new()
+        .prefix("mh-pg")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut postgres = PostgresServer::start(postgres_dir.path()).unwrap();
     let tls = minehound_testdata::registry::generate_tls(&dir.path().join("tls")).unwrap();
     let other_ca = minehound_testdata::registry::generate_tls(&dir.path().join("other")).unwrap();
     postgres.require_tls(&tls).unwrap();
