@@ -5,7 +5,8 @@
 //! answered with 503 and the events come back later; an event whose digest
 //! is already queued or running is not queued twice (retries repeat events).
 
-use serde::Deserialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use crate::harbor::{Artifact, CONSUMES};
 
@@ -16,6 +17,7 @@ pub const ENVELOPE: &str = "application/vnd.docker.distribution.events.v1+json";
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
     /// The events, oldest first.
+    #[serde(deserialize_with = "objects")]
     pub events: Vec<Event>,
 }
 
@@ -26,10 +28,10 @@ pub struct Event {
     #[serde(default)]
     pub action: String,
     /// What the event is about.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub target: Option<EventTarget>,
     /// The request that caused it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub request: Option<EventRequest>,
 }
 
@@ -68,6 +70,36 @@ pub struct PushedManifest {
     pub registry: String,
     /// What was pushed.
     pub artifact: Artifact,
+}
+
+/// A JSON object (or null) as `T`: serde would also build a struct from an
+/// array of its fields, which the envelope's schema does not allow.
+fn object_or_null<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected an object, found {other}"
+        ))),
+    }
+}
+
+/// An array of JSON objects as `Vec<T>` (see [`object_or_null`]).
+fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    let items = Vec::<serde_json::Value>::deserialize(d)?;
+    items
+        .into_iter()
+        .map(|item| match item {
+            serde_json::Value::Object(_) => serde_json::from_value(item).map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected an event object, found {other}"
+            ))),
+        })
+        .collect()
 }
 
 /// The manifest pushes among `envelope`'s events. `registry` overrides where
@@ -112,6 +144,20 @@ fn base_url(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_and_their_parts_are_objects() {
+        for text in [
+            r#"{"events": [{"action": "push", "request": []}]}"#,
+            r#"{"events": [{"action": "push", "target": ["x"]}]}"#,
+            r#"{"events": [["push"]]}"#,
+        ] {
+            assert!(serde_json::from_str::<Envelope>(text).is_err(), "{text}");
+        }
+        let fine: Envelope =
+            serde_json::from_str(r#"{"events": [{"action": "pull", "request": null}]}"#).unwrap();
+        assert_eq!(fine.events.len(), 1);
+    }
 
     #[test]
     fn only_manifest_pushes_become_scans() {

@@ -604,3 +604,106 @@ fn the_database_is_reached_over_tls_as_libpq_users_configure_it() {
         "2"
     );
 }
+
+/// Waits until job `id` in database `db` is running on some replica.
+fn wait_running(db: &str, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while POSTGRES
+        .psql(
+            db,
+            &format!("SELECT state FROM minehound_jobs WHERE id = '{id}'"),
+        )
+        .unwrap()
+        != "running"
+    {
+        assert!(Instant::now() < deadline, "job {id} never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_job_whose_replicas_keep_dying_ends_failed_and_a_lost_lease_stops_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = POSTGRES.create_database("exhausted").unwrap();
+    let registry = plain_registry(&dir.path().join("upstream"));
+    let image = clean_image(&base_layer("exhausted"), "exhausted");
+    push_image(&registry.host, "team/app", "1", &image).unwrap();
+    let slow = FaultProxy::with_fault(
+        &registry.host,
+        Fault::Trickle {
+            interval: Duration::from_millis(4),
+        },
+    )
+    .unwrap();
+    let service = replica(dir.path(), "only", &url, &["--workers", "1"]);
+    let id = service.scan(
+        &format!("http://{}", slow.host),
+        None,
+        "team/app",
+        &image.manifest.digest,
+    );
+    wait_running("exhausted", &id);
+    // As if three replicas had taken it and died, the last one's lease over.
+    POSTGRES
+        .psql(
+            "exhausted",
+            &format!(
+                "UPDATE minehound_jobs SET lease_owner = 'gone', attempts = 3, \
+                 lease_until = now() - interval '1 second' WHERE id = '{id}'"
+            ),
+        )
+        .unwrap();
+    let report = service.report(&id, REPORT_V11);
+    assert_eq!(report.status, 500, "{}", text(&report));
+    assert!(
+        text(&report).contains("started 3 times"),
+        "{}",
+        text(&report)
+    );
+    // The replica saw the job was no longer its own and stopped scanning it.
+    assert_eq!(metric(&service, "minehound_job_leases_lost_total"), 1);
+    let v = service.get(&format!("/api/v1/images/{}", image.manifest.digest), &[]);
+    assert_eq!(json_of(&v)["status"], "failed", "{}", text(&v));
+}
+
+#[test]
+fn a_harbor_job_ends_with_scan_again_when_the_replica_holding_its_authorization_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = POSTGRES.create_database("pinned").unwrap();
+    let registry = plain_registry(&dir.path().join("upstream"));
+    let image = clean_image(&base_layer("pinned"), "pinned");
+    push_image(&registry.host, "team/app", "1", &image).unwrap();
+    let slow = FaultProxy::with_fault(
+        &registry.host,
+        Fault::Trickle {
+            interval: Duration::from_millis(4),
+        },
+    )
+    .unwrap();
+    let mut accepting = replica(dir.path(), "accepting", &url, &["--workers", "1"]);
+    let other = replica(dir.path(), "other", &url, &["--workers", "1"]);
+    // Harbor's pull authorization: held by `accepting` alone, never written.
+    let id = accepting.scan(
+        &format!("http://{}", slow.host),
+        Some("Basic cm9ib3Q6c2VjcmV0"),
+        "team/app",
+        &image.manifest.digest,
+    );
+    wait_running("pinned", &id);
+    assert_eq!(
+        POSTGRES
+            .psql("pinned", &format!("SELECT count(*) FROM minehound_jobs WHERE id = '{id}' AND pinned_to IS NOT NULL"))
+            .unwrap(),
+        "1"
+    );
+    let killed = Command::new("kill")
+        .args(["-KILL", &accepting.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    accepting.wait_exit();
+    let report = other.report(&id, REPORT_V11);
+    assert_eq!(report.status, 500, "{}", text(&report));
+    assert!(text(&report).contains("scan again"), "{}", text(&report));
+    assert!(!database_text(&url).contains("cm9ib3Q6c2VjcmV0"));
+}
