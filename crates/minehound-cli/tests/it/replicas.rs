@@ -20,14 +20,18 @@ use super::serve::{
 
 /// One PostgreSQL server for the tests of this binary; each test has a
 /// database of its own.
-static POSTGRES_DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+static POSTGRES_DIR: LazyLock<tempfile::TempDir> = LazyLock::new(postgres_dir);
+static POSTGRES: LazyLock<PostgresServer> =
+    LazyLock::new(|| PostgresServer::start(POSTGRES_DIR.path()).expect("start PostgreSQL"));
+
+/// A directory for a PostgreSQL cluster: under /tmp, whose path is short
+/// enough for the server's Unix socket and open to its unprivileged user.
+fn postgres_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("mh-pg")
         .tempdir_in("/tmp")
         .unwrap()
-});
-static POSTGRES: LazyLock<PostgresServer> =
-    LazyLock::new(|| PostgresServer::start(POSTGRES_DIR.path()).expect("start PostgreSQL"));
+}
 
 /// A fresh database on this binary's PostgreSQL server, for tests elsewhere
 /// that run the same behaviour on both stores.
@@ -383,10 +387,7 @@ fn replicas_starting_together_make_one_schema_and_a_newer_one_is_refused() {
 fn jobs_finish_when_the_database_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     // Dropped after the server (declared before it): nothing stays behind.
-    let postgres_dir = tempfile::Builder::new()
-        .prefix("mh-pg")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let postgres_dir = postgres_dir();
     let mut postgres = PostgresServer::start(postgres_dir.path()).unwrap();
     let url = postgres.create_database("outage").unwrap();
     let registry = plain_registry(&dir.path().join("upstream"));
@@ -526,10 +527,7 @@ fn ci_runners_share_layer_results_through_the_database() {
 fn the_database_is_reached_over_tls_as_libpq_users_configure_it() {
     let dir = tempfile::tempdir().unwrap();
     // Dropped after the server (declared before it): nothing stays behind.
-    let postgres_dir = tempfile::Builder::new()
-        .prefix("mh-pg")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let postgres_dir = postgres_dir();
     let mut postgres = PostgresServer::start(postgres_dir.path()).unwrap();
     let tls = minehound_testdata::registry::generate_tls(&dir.path().join("tls")).unwrap();
     let other_ca = minehound_testdata::registry::generate_tls(&dir.path().join("other")).unwrap();
