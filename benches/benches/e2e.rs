@@ -10,6 +10,10 @@
 //!   decoder of one gzip stream;
 //! - with one layer, the same files in six layers scanned in turn with the
 //!   one-layer image, best of two each: is one layer as fast as many?
+//! - with one layer and `skopeo` installed, the same image recompressed by
+//!   skopeo as `zstd:chunked` (a zstd frame per file or chunk): `zstd -dc`,
+//!   minehound's zstd decoding on one thread and frame by frame on all
+//!   cores (no scan), and its scan;
 //! - extract every layer with `tar` into a temp directory, then `yara -r` with
 //!   the same bundled rules (Debian's `yara`);
 //! - the inflate floor: every layer through minehound's inflater (flate2 on
@@ -151,6 +155,9 @@ fn main() {
         (one_best, six_best)
     });
 
+    let zstd_chunked = (layers == 1 && has("skopeo"))
+        .then(|| zstd_chunked_rows(&image.layout, &dir(1).with_extension("zstd-chunked"), cores));
+
     let cache_dir = tempfile::tempdir().expect("temp dir");
     let cached = ScannerBuilder::new()
         .cache(LayerCache::open(cache_dir.path()).expect("cache"))
@@ -236,6 +243,27 @@ fn main() {
             one.as_secs_f64() / six.as_secs_f64()
         );
     }
+    if let Some(zstd) = &zstd_chunked {
+        row(
+            &format!(
+                "zstd -dc of the zstd:chunked layer ({} frames)",
+                zstd.frames
+            ),
+            zstd.zstd_cli,
+        );
+        row("zstd decoding, one thread (no scan)", zstd.one_thread);
+        row(
+            &format!("zstd decoding, frames on {cores} threads"),
+            zstd.side_by_side,
+        );
+        row("minehound, cold, zstd:chunked layer", zstd.scan);
+        println!(
+            "{:<46} {:>8.2}x the time of the gzip layer ({} frames decoded side by side)",
+            "  zstd:chunked / gzip",
+            zstd.scan.as_secs_f64() / against_six.map_or(cold, |(one, _)| one).as_secs_f64(),
+            zstd.frames_decoded
+        );
+    }
     row("minehound, filling a layer cache", filling);
     row("minehound, warm layer cache", warm);
     println!(
@@ -294,6 +322,66 @@ fn main() {
             100.0 * warm_process.as_secs_f64() / cold_process.as_secs_f64(),
             warm_process.as_secs_f64() * 1000.0
         );
+    }
+}
+
+/// The zstd:chunked rows: see the module's documentation.
+struct ZstdChunked {
+    frames: u64,
+    zstd_cli: Duration,
+    one_thread: Duration,
+    side_by_side: Duration,
+    scan: Duration,
+    frames_decoded: u64,
+}
+
+/// Copies the image at `layout` to `copy` (once) with skopeo, its layer
+/// recompressed as zstd:chunked, and times decoding and scanning it.
+fn zstd_chunked_rows(layout: &Path, copy: &Path, cores: usize) -> ZstdChunked {
+    if !copy.join("index.json").exists() {
+        let _ = fs::remove_dir_all(copy);
+        sh(&format!(
+            "skopeo --insecure-policy copy --quiet --dest-compress --dest-compress-format zstd:chunked oci:'{}' oci:'{}:latest'",
+            layout.display(),
+            copy.display()
+        ));
+    }
+    let blob = fs::read_dir(copy.join("blobs/sha256"))
+        .expect("blobs")
+        .map(|e| e.expect("blob").path())
+        .max_by_key(|p| fs::metadata(p).map_or(0, |m| m.len()))
+        .expect("a layer blob");
+    let zstd_cli = time_each(std::slice::from_ref(&blob), |blob| {
+        sh(&format!("zstd -dc '{}' > /dev/null", blob.display()))
+    });
+    let decode = |decoders: usize| {
+        let file = io::BufReader::new(fs::File::open(&blob).expect("blob"));
+        let t = Instant::now();
+        let (pump, mut reader) = minehound_unpack::read_ahead();
+        let pumped = std::thread::scope(|scope| {
+            let pumping = scope.spawn(move || {
+                minehound_unpack::pump_decompressed(file, u64::MAX, decoders, &pump)
+            });
+            io::copy(&mut reader, &mut io::sink()).expect("decode");
+            pumping.join().expect("pump")
+        });
+        assert!(pumped.complete);
+        (t.elapsed(), pumped.frames)
+    };
+    let (one_thread, _) = decode(0);
+    let (side_by_side, frames) = decode(cores);
+    let target = format!("oci:{}", copy.display());
+    let request = ScanRequest::new(target.parse().expect("oci target"), target.clone());
+    let scanner = ScannerBuilder::new().build().expect("scanner");
+    let t = Instant::now();
+    scanner.scan(&request).expect("scan");
+    ZstdChunked {
+        frames,
+        zstd_cli,
+        one_thread,
+        side_by_side,
+        scan: t.elapsed(),
+        frames_decoded: scanner.zstd_frames_decoded(),
     }
 }
 

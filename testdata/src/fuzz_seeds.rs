@@ -63,6 +63,7 @@ pub fn write_fuzz_seeds(dir: &Path) -> io::Result<()> {
         ("layer_stream", "tar".into(), tar.clone()),
         ("layer_stream", "tar.gz".into(), gzip(&tar)),
         ("layer_stream", "tar.zst".into(), zstd(&tar)),
+        ("layer_stream", "tar.zst-frames".into(), zstd_frames(&tar)),
         (
             "layer_stream",
             "long-name".into(),
@@ -180,4 +181,21 @@ fn member(tar: &[u8], name: &str) -> io::Result<Vec<u8>> {
         }
     }
     Err(io::Error::new(io::ErrorKind::NotFound, name.to_string()))
+}
+
+/// `bytes` as zstd:chunked lays a layer out: a skippable frame, then one
+/// frame per 512-byte piece, then another skippable frame.
+fn zstd_frames(bytes: &[u8]) -> Vec<u8> {
+    let skippable = |payload: &[u8]| {
+        let mut frame = vec![0x50, 0x2a, 0x4d, 0x18];
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    };
+    let mut out = skippable(b"toc");
+    for piece in bytes.chunks(512) {
+        out.extend(zstd(piece));
+    }
+    out.extend(skippable(&[0; 8]));
+    out
 }

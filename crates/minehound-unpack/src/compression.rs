@@ -1,5 +1,7 @@
 use std::io::{self, BufReader, Read};
 
+use crate::read_ahead::ReadAhead;
+
 /// How a layer blob is compressed. Told by magic bytes, not by media type: media
 /// types lie, magic bytes decide how the bytes can be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,10 @@ impl Compression {
     pub fn sniff(head: &[u8]) -> Compression {
         if head.starts_with(&GZIP_MAGIC) {
             Compression::Gzip
-        } else if head.starts_with(&ZSTD_MAGIC) {
+        } else if head.starts_with(&ZSTD_MAGIC)
+            // A skippable frame (zstd:chunked's metadata, say) may come first.
+            || (head.len() == 4 && head[0] & 0xf0 == 0x50 && head[1..] == [0x2a, 0x4d, 0x18])
+        {
             Compression::Zstd
         } else {
             Compression::None
@@ -35,37 +40,101 @@ pub fn decompress<'a, R: Read + 'a>(
     reader: R,
     limit: u64,
 ) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let (compression, reader) = sniff(reader)?;
+    Ok((compression, decoder(compression, reader, limit)))
+}
+
+/// [`decompress`] into `out`, the other side of a [`read_ahead`](crate::read_ahead)
+/// (see [`ReadAhead::pump`]): a zstd stream is decoded frame by frame on
+/// `decoders` threads, each frame beside the others, in order; with no
+/// decoders, on this thread.
+pub fn pump_decompressed<R: Read + Send>(
+    blob: R,
+    limit: u64,
+    decoders: usize,
+    out: &ReadAhead,
+) -> Pumped {
+    match sniff(blob) {
+        Err(e) => {
+            out.fail(e);
+            Pumped::default()
+        }
+        Ok((Compression::Zstd, stream)) if decoders > 0 => {
+            crate::zstd_frames::pump_frames(stream, limit, decoders, out)
+        }
+        Ok((compression, stream)) => Pumped {
+            complete: out.pump(&mut decoder(compression, stream, limit)),
+            frames: 0,
+        },
+    }
+}
+
+/// What [`pump_decompressed`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pumped {
+    /// The whole stream went to the other side. `false` when the other
+    /// side hung up or the stream failed (the error went to the other side).
+    pub complete: bool,
+    /// zstd frames decoded by the frame decoders.
+    pub frames: u64,
+}
+
+/// Reads the magic of `reader` and puts it back in front.
+fn sniff<R: Read>(mut reader: R) -> io::Result<(Compression, impl Read)> {
     // A network stream may hand over its first bytes one at a time: read
     // the whole magic before judging, then put it back in front.
-    let mut reader = reader;
     let mut head = [0u8; ZSTD_MAGIC.len()];
-    let mut got = 0;
-    while got < head.len() {
-        match reader.read(&mut head[got..]) {
+    let got = read_full(&mut reader, &mut head)?;
+    let compression = Compression::sniff(&head[..got]);
+    Ok((
+        compression,
+        io::Cursor::new(head).take(got as u64).chain(reader),
+    ))
+}
+
+/// The decompressor of `compression` over `reader`, its output capped at `limit`.
+fn decoder<'a>(compression: Compression, reader: impl Read + 'a, limit: u64) -> Box<dyn Read + 'a> {
+    let reader = BufReader::with_capacity(256 * 1024, reader);
+    let inner: Box<dyn Read + 'a> = match compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(reader) {
+            Ok(decoder) => Box::new(decoder),
+            Err(e) => Box::new(Failed(Some(e))),
+        },
+        Compression::None => Box::new(reader),
+    };
+    Box::new(LimitedReader {
+        inner,
+        remaining: limit,
+        limit,
+    })
+}
+
+/// Reads until `buf` is full or the stream ends; the bytes read.
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    let compression = Compression::sniff(&head[..got]);
-    let reader = BufReader::with_capacity(
-        256 * 1024,
-        io::Cursor::new(head).take(got as u64).chain(reader),
-    );
-    let inner: Box<dyn Read + 'a> = match compression {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
-        Compression::None => Box::new(reader),
-    };
-    Ok((
-        compression,
-        Box::new(LimitedReader {
-            inner,
-            remaining: limit,
-            limit,
-        }),
-    ))
+    Ok(filled)
+}
+
+/// A stream whose decoder could not be made: its first read says why.
+struct Failed(Option<io::Error>);
+
+impl Read for Failed {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| io::Error::other("no decoder")))
+    }
 }
 
 /// Marker error: a decompressed stream grew past its limit.

@@ -51,9 +51,10 @@ mod path;
 mod read_ahead;
 pub mod upx;
 mod walk;
+mod zstd_frames;
 
 pub use budget::{HandedOver, MemoryBudget, Reservation};
-pub use compression::{Compression, LimitExceeded, decompress};
+pub use compression::{Compression, LimitExceeded, Pumped, decompress, pump_decompressed};
 pub use error::Error;
 pub use hashing::HashingReader;
 pub use limits::Limits;

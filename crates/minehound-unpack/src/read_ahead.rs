@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 
 use crate::budget::{HandedOver, MemoryBudget};
+use crate::compression::read_full;
 
 /// Bytes per chunk handed over.
 const CHUNK: usize = 1 << 20;
@@ -93,18 +94,13 @@ impl ReadAhead {
         loop {
             let mut chunk = self.spare.try_recv().unwrap_or_default();
             chunk.resize(CHUNK, 0);
-            let mut filled = 0;
-            while filled < CHUNK {
-                match reader.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.fail(e);
-                        return false;
-                    }
+            let filled = match read_full(reader, &mut chunk) {
+                Ok(filled) => filled,
+                Err(e) => {
+                    self.fail(e);
+                    return false;
                 }
-            }
+            };
             if filled == 0 {
                 return true;
             }
@@ -135,6 +131,21 @@ impl ReadAhead {
             Some(reservation) => Some(Some(reservation.hand_over())),
             None => self.tokens.send(()).ok().map(|()| None),
         }
+    }
+
+    /// Hands one chunk of at most 1 MiB to the other side, as [`Self::pump`]
+    /// does; `false` when the other side hung up.
+    pub(crate) fn push(&self, chunk: Vec<u8>) -> bool {
+        debug_assert!(chunk.len() <= CHUNK);
+        let Some(reserved) = self.room() else {
+            return false;
+        };
+        self.chunks.send(Ok((chunk, reserved))).is_ok()
+    }
+
+    /// A chunk the other side is done with, to fill again.
+    pub(crate) fn spare(&self) -> Option<Vec<u8>> {
+        self.spare.try_recv().ok()
     }
 
     /// Passes `error` to the other side (if it still reads).

@@ -171,6 +171,7 @@ impl ScannerBuilder {
             pool: Arc::new(pool),
             busy: Arc::default(),
             files_shared: Arc::default(),
+            zstd_frames: Arc::default(),
             share_files: self.share_files,
             tasks: TaskPool::new(self.tasks.unwrap_or(jobs)),
             cache: self.cache,

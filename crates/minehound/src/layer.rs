@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use minehound_detect::{Detection, Detector};
 use minehound_unpack::{HashingReader, Limits};
@@ -178,12 +179,14 @@ pub(crate) fn scan_layer_blob_helped<'s>(
 /// [`scan_layer_blob`] on two threads: this one walks and checks the files
 /// while another reads, hashes and inflates the blob ahead of it. Inflating is
 /// about half the work, so a layer scans in about half the time when a core
-/// is free (an image of one large layer, or the last layer of an image).
+/// is free (an image of one large layer, or the last layer of an image). A
+/// zstd layer's frames are decoded side by side by `frames`.
 pub(crate) fn scan_layer_blob_ahead<'s>(
     blob: impl Read + Send,
     detector: &mut Detector<'s>,
     limits: &Limits,
     helpers: Option<&Helpers<'_, 's>>,
+    frames: FrameDecoders<'_>,
 ) -> Result<LayerScan, LayerError> {
     // Read-ahead never takes the file buffers' half of the budget, so
     // several layers read ahead at once (a service's jobs) leave room for
@@ -193,18 +196,19 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     std::thread::scope(|scope| {
         let inflater = scope.spawn(move || {
             let mut raw = HashingReader::new(blob);
-            let pumped = minehound_unpack::decompress(&mut raw, limits.max_layer_size)
-                .map(|(_, mut decompressed)| pump.pump(&mut decompressed));
-            match pumped {
-                // The blob's trailing bytes count too, as in `scan_layer_blob`.
-                Ok(true) => match raw.finish() {
-                    Ok(digest) => Some(digest),
-                    Err(e) => {
-                        pump.fail(e);
-                        None
-                    }
-                },
-                Ok(false) => None,
+            let pumped = minehound_unpack::pump_decompressed(
+                &mut raw,
+                limits.max_layer_size,
+                frames.threads,
+                &pump,
+            );
+            frames.decoded.fetch_add(pumped.frames, Ordering::Relaxed);
+            if !pumped.complete {
+                return None;
+            }
+            // The blob's trailing bytes count too, as in `scan_layer_blob`.
+            match raw.finish() {
+                Ok(digest) => Some(digest),
                 Err(e) => {
                     pump.fail(e);
                     None
@@ -224,6 +228,13 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
         scan.compressed_bytes = bytes;
         Ok(scan)
     })
+}
+
+/// Threads to decode a zstd layer's frames, and the scanner's count of the
+/// frames they decoded.
+pub(crate) struct FrameDecoders<'a> {
+    pub(crate) threads: usize,
+    pub(crate) decoded: &'a AtomicU64,
 }
 
 /// Runs one layer's scan so that a panic in it (a decompressor, the tar walk)

@@ -92,6 +92,10 @@ fn files_spread_over_workers_give_the_report_one_worker_gives() {
             "gzip-bomb",
             zeros_image(minehound_testdata::Compression::Gzip, 1 << 30).unwrap(),
         ),
+        (
+            "zstd-bomb",
+            zeros_image(minehound_testdata::Compression::Zstd, 1 << 30).unwrap(),
+        ),
     ];
     let (one, four) = (scanner(1), scanner(4));
     for (name, image) in &fixtures {
@@ -125,4 +129,109 @@ fn files_spread_over_workers_give_the_report_one_worker_gives() {
         "the large layers' files were spread: {}",
         four.files_shared()
     );
+}
+
+/// A copy of the OCI layout at `from` written by skopeo with its layers
+/// recompressed as `format` (`zstd:chunked`: many zstd frames, skopeo's table
+/// of contents in skippable frames).
+fn skopeo_copy(from: &std::path::Path, to: &std::path::Path, format: &str) -> String {
+    let output = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--quiet", "--dest-compress"])
+        .args(["--dest-compress-format", format])
+        .arg(format!("oci:{}:latest", from.display()))
+        .arg(format!("oci:{}:latest", to.display()))
+        .output()
+        .expect("skopeo (apt-get install skopeo)");
+    assert!(
+        output.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    format!("oci:{}", to.display())
+}
+
+/// The layer blobs of a layout, largest first.
+fn layer_blobs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut blobs: Vec<_> = std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    blobs.sort_by_key(|b| std::cmp::Reverse(std::fs::metadata(b).unwrap().len()));
+    blobs
+}
+
+/// Findings as a user reads them, whatever the layer's compression.
+fn judged(report: &minehound::Report) -> Vec<String> {
+    report
+        .findings
+        .iter()
+        .map(|f| format!("{} {:?} {} {:?}", f.rule, f.severity, f.path, f.sha256))
+        .collect()
+}
+
+#[test]
+fn zstd_chunked_frames_decoded_side_by_side_give_the_report_one_worker_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let gzip_dir = dir.path().join("gzip");
+    let gzip_target = layout(&gzip_dir, &mixed_layer());
+    let chunked_dir = dir.path().join("zstd-chunked");
+    let chunked = skopeo_copy(&gzip_dir, &chunked_dir, "zstd:chunked");
+    let blob = std::fs::read(&layer_blobs(&chunked_dir)[0]).unwrap();
+    let frames = blob
+        .windows(4)
+        .filter(|w| w == &[0x28, 0xb5, 0x2f, 0xfd])
+        .count();
+    assert!(frames > 100, "skopeo wrote {frames} frames");
+
+    let (one, four) = (scanner(1), scanner(4));
+    let alone = outcome(&one, &chunked);
+    for run in 0..2 {
+        let shared = outcome(&four, &chunked);
+        assert!(
+            shared == alone,
+            "run {run}: reports differ\n--- one worker\n{alone}\n--- four\n{shared}"
+        );
+    }
+    assert_eq!(one.zstd_frames_decoded(), 0, "one worker: one stream");
+    // Every frame, twice; the magic also shows inside skopeo's table of
+    // contents (itself zstd, in a skippable frame), so count at most that.
+    let decoded = four.zstd_frames_decoded();
+    assert!(
+        decoded > 200 && decoded <= 2 * frames as u64 && decoded >= 2 * (frames as u64 - 2),
+        "decoded frame by frame: {decoded} of {frames} frames, twice"
+    );
+    // Judged as the gzip image it was copied from, every file scanned.
+    let from_gzip = scan_with(&one, &gzip_target, PlatformChoice::Host).unwrap();
+    let from_zstd = scan_with(&four, &chunked, PlatformChoice::Host).unwrap();
+    assert_accounting(&from_zstd);
+    assert!(!from_zstd.findings.is_empty());
+    assert_eq!(judged(&from_zstd), judged(&from_gzip));
+    assert_eq!(from_zstd.stats.files_scanned, from_gzip.stats.files_scanned);
+    assert_eq!(
+        from_zstd.stats.bytes_uncompressed,
+        from_gzip.stats.bytes_uncompressed
+    );
+
+    // Damaged inside a frame, in the middle of the stream: the same error,
+    // at the same entry, either way. (libzstd's own words depend on the
+    // buffers it decodes into: "Data corruption detected" or "Destination
+    // buffer is too small" for the same bytes.)
+    let damaged_dir = dir.path().join("damaged");
+    let damaged = skopeo_copy(&gzip_dir, &damaged_dir, "zstd:chunked");
+    let path = &layer_blobs(&damaged_dir)[0];
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 64] {
+        *byte ^= 0x55;
+    }
+    std::fs::write(path, bytes).unwrap();
+    let alone = outcome(&one, &damaged);
+    let side_by_side = outcome(&four, &damaged);
+    let ours = |outcome: &str| outcome.rsplit_once(": ").unwrap().0.to_string();
+    assert!(ours(&alone).starts_with("error: layer 0"), "{alone}");
+    assert!(
+        ours(&alone).contains("corrupt or truncated layer data after"),
+        "{alone}"
+    );
+    assert_eq!(ours(&side_by_side), ours(&alone), "{side_by_side}");
 }
