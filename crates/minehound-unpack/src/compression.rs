@@ -94,7 +94,11 @@ fn sniff<R: Read>(mut reader: R) -> io::Result<(Compression, impl Read)> {
 }
 
 /// The decompressor of `compression` over `reader`, its output capped at `limit`.
-fn decoder<'a>(compression: Compression, reader: impl Read + 'a, limit: u64) -> Box<dyn Read + 'a> {
+pub(crate) fn decoder<'a>(
+    compression: Compression,
+    reader: impl Read + 'a,
+    limit: u64,
+) -> Box<dyn Read + 'a> {
     let reader = BufReader::with_capacity(256 * 1024, reader);
     let inner: Box<dyn Read + 'a> = match compression {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
