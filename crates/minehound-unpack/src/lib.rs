@@ -6,7 +6,10 @@
 //! and opaque directories are reported as such, so the caller can tell which files a
 //! later layer deleted. Archives found inside layers (tar, tar.gz, tar.zst, zip, or a
 //! single gzip/zstd file) are walked the same way by [`walk_nested`]. UPX-packed
-//! ELF executables are unpacked in memory by [`upx::unpack`].
+//! ELF executables are unpacked in memory by [`upx::unpack`]. A layer can be
+//! decompressed on threads of its own ahead of its walk ([`read_ahead`],
+//! [`pump_decompressed`]), a zstd layer of many frames (`zstd:chunked`) frame
+//! by frame on several threads, in order.
 //!
 //! ```
 //! use minehound_unpack::{walk_layer, Limits, Visitor, FileEntry};
