@@ -64,4 +64,6 @@ pub use limits::Limits;
 pub use nested::{ArchiveFormat, walk_nested};
 pub use path::{join_nested, normalize};
 pub use read_ahead::{AheadReader, ReadAhead, read_ahead, read_ahead_within};
-pub use walk::{FileEntry, LayerCounts, Visitor, walk_layer, walk_layer_tar};
+pub use walk::{
+    FileBuffer, FileEntry, LayerCounts, OwnedFile, Visitor, walk_layer, walk_layer_tar,
+};

@@ -2,7 +2,7 @@ use std::io::{self, Read};
 
 use tar::EntryType;
 
-use crate::budget::{read_reserved, release_buffer};
+use crate::budget::{Reservation, read_reserved, release_buffer};
 use crate::compression::{Compression, decompress, limit_exceeded};
 use crate::{Error, Limits, normalize};
 
@@ -23,10 +23,62 @@ pub struct FileEntry<'a> {
     pub depth: u32,
 }
 
+/// A file's bytes with their share of the memory budget: the bytes go back
+/// to the budget when the reservation is dropped.
+#[derive(Debug)]
+pub struct FileBuffer {
+    /// The file's bytes, as in [`FileEntry::data`].
+    pub data: Vec<u8>,
+    /// What `data` holds of the budget.
+    pub reservation: Reservation,
+}
+
+/// A regular file of a tar walk whose buffer its visitor may keep, see
+/// [`Visitor::owned_file`].
+#[derive(Debug)]
+pub struct OwnedFile<'a> {
+    /// As in [`FileEntry::path`].
+    pub path: &'a str,
+    /// As in [`FileEntry::mode`].
+    pub mode: u32,
+    /// As in [`FileEntry::size`].
+    pub size: u64,
+    /// The file's bytes and their reservation.
+    pub buffer: FileBuffer,
+    /// As in [`FileEntry::truncated`].
+    pub truncated: bool,
+    /// As in [`FileEntry::depth`].
+    pub depth: u32,
+}
+
+impl OwnedFile<'_> {
+    /// The file, borrowed.
+    pub fn entry(&self) -> FileEntry<'_> {
+        FileEntry {
+            path: self.path,
+            mode: self.mode,
+            size: self.size,
+            data: &self.buffer.data,
+            truncated: self.truncated,
+            depth: self.depth,
+        }
+    }
+}
+
 /// Receives what a walk finds, in archive order.
 pub trait Visitor {
     /// A regular file (or archive member) and its bytes.
     fn file(&mut self, file: FileEntry<'_>) -> Result<(), Error>;
+
+    /// A regular file of a tar stream, with a buffer the visitor may keep
+    /// (to check the file on another thread without copying it): it then
+    /// returns `None`, and the walk reads the next file into a new buffer.
+    /// By default the file goes to [`file`](Self::file) and its buffer back
+    /// to the walk.
+    fn owned_file(&mut self, file: OwnedFile<'_>) -> Result<Option<FileBuffer>, Error> {
+        self.file(file.entry())?;
+        Ok(Some(file.buffer))
+    }
 
     /// A file that exists but whose bytes were not read, and why.
     fn skipped(&mut self, path: &str, size: u64, reason: &str);
@@ -160,7 +212,7 @@ pub(crate) fn walk_tar<R: Read>(
                 EntryType::Regular | EntryType::Continuous => {
                     counts.files += 1;
                     let want = size.min(limits.max_file_size);
-                    let _reserved =
+                    let reservation =
                         read_reserved(&mut entry, want, want, &mut buf, &limits.memory_budget)
                             .map_err(|e| classify_io(e, counts.entries))?;
                     if (buf.len() as u64) < want {
@@ -172,15 +224,24 @@ pub(crate) fn walk_tar<R: Read>(
                             ),
                         });
                     }
-                    visitor.file(FileEntry {
+                    let kept = visitor.owned_file(OwnedFile {
                         path: &path,
                         mode,
                         size,
-                        data: &buf,
+                        buffer: FileBuffer {
+                            data: std::mem::take(&mut buf),
+                            reservation,
+                        },
                         truncated: size > limits.max_file_size,
                         depth: ctx.depth,
                     })?;
-                    release_buffer(&mut buf);
+                    // A buffer the visitor gave back is used again (the
+                    // reservation goes back once a large one is freed).
+                    if let Some(FileBuffer { data, reservation }) = kept {
+                        buf = data;
+                        release_buffer(&mut buf);
+                        drop(reservation);
+                    }
                 }
                 EntryType::GNUSparse => {
                     // Its map continues in blocks between header and data, which

@@ -6,7 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use minehound_detect::{
     CheckedFile, Detection, Detector, FileKind, PACKER_RULES, classify, hidden_path, sha256,
 };
-use minehound_unpack::{ArchiveFormat, FileEntry, Limits, Visitor, join_nested, upx, walk_nested};
+use minehound_unpack::{
+    ArchiveFormat, FileBuffer, FileEntry, Limits, OwnedFile, Visitor, join_nested, upx, walk_nested,
+};
 
 use crate::error::panic_message;
 use crate::layer::{FileFinding, LayerScan, SkippedFile};
@@ -36,9 +38,9 @@ pub(crate) type Ordered = Vec<(u64, LayerScan)>;
 
 /// Where a layer's reader hands files to other workers (see `layer_share`).
 pub(crate) trait ShareFiles {
-    /// Takes the file at `place` to be checked by another worker, or returns
-    /// false when none has room for it now.
-    fn hand_off(&mut self, place: u64, file: &FileEntry<'_>) -> bool;
+    /// Takes the file at `place`, its buffer and all, to be checked by
+    /// another worker, or gives it back when none has room for it.
+    fn hand_off<'f>(&mut self, place: u64, file: OwnedFile<'f>) -> Result<(), OwnedFile<'f>>;
 }
 
 /// The component that last took a file in hand.
@@ -345,24 +347,51 @@ fn opens_where_read(file: &FileEntry<'_>) -> bool {
     }
 }
 
-impl Visitor for FileChecker<'_, '_> {
-    fn file(&mut self, file: FileEntry<'_>) -> Result<(), minehound_unpack::Error> {
+impl FileChecker<'_, '_> {
+    /// Counts a file; checks it when it is a member of a nested archive.
+    /// Returns whether it is a file of the layer itself, still to check.
+    fn enter(&mut self, file: &FileEntry<'_>) -> bool {
         self.scan.files += 1;
         minehound_detect::fault::inject(LAYER_READER, file.data);
         if self.nesting > 0 {
-            self.check_contained(&file);
-            return Ok(());
+            self.check_contained(file);
+            return false;
         }
         self.scan.paths.insert(file.path.to_string());
-        if let Some(sharing) = self.sharing.as_deref_mut()
-            && !opens_where_read(&file)
-            && sharing.hand_off(self.next_place, &file)
-        {
-            self.next_place += 1;
-            return Ok(());
+        true
+    }
+}
+
+impl Visitor for FileChecker<'_, '_> {
+    fn file(&mut self, file: FileEntry<'_>) -> Result<(), minehound_unpack::Error> {
+        if self.enter(&file) {
+            self.in_order(|me| me.check_contained(&file));
         }
-        self.in_order(|me| me.check_contained(&file));
         Ok(())
+    }
+
+    fn owned_file(
+        &mut self,
+        file: OwnedFile<'_>,
+    ) -> Result<Option<FileBuffer>, minehound_unpack::Error> {
+        if !self.enter(&file.entry()) {
+            return Ok(Some(file.buffer));
+        }
+        let file = match self.sharing.as_deref_mut() {
+            Some(sharing) if !opens_where_read(&file.entry()) => {
+                match sharing.hand_off(self.next_place, file) {
+                    Ok(()) => {
+                        self.next_place += 1;
+                        return Ok(None);
+                    }
+                    Err(file) => file,
+                }
+            }
+            _ => file,
+        };
+        let entry = file.entry();
+        self.in_order(|me| me.check_contained(&entry));
+        Ok(Some(file.buffer))
     }
 
     fn skipped(&mut self, path: &str, size: u64, reason: &str) {

@@ -11,7 +11,7 @@ use minehound_unpack::{HashingReader, Limits};
 use crate::LayerError;
 use crate::error::panic_message;
 use crate::file_check::{FileChecker, LAYER_READER};
-use crate::layer_share::Helpers;
+use crate::layer_share::{Helpers, Sharing};
 
 /// Everything one layer yields, independent of the image it belongs to, so a
 /// layer shared by many images is scanned once.
@@ -169,7 +169,7 @@ pub(crate) fn scan_layer_blob_helped<'s>(
     let mut raw = HashingReader::new(blob);
     let (_, decompressed) = minehound_unpack::decompress(&mut raw, limits.max_layer_size)
         .map_err(minehound_unpack::Error::from_io)?;
-    let mut scan = check_layer_tar(decompressed, detector, limits, helpers)?;
+    let mut scan = check_layer_tar(decompressed, detector, limits, helpers, Sharing::WhenIdle)?;
     let (digest, bytes) = raw.finish().map_err(minehound_unpack::Error::from_io)?;
     scan.digest = digest;
     scan.compressed_bytes = bytes;
@@ -216,7 +216,7 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
             }
         });
         // Dropping the reader (when this returns, even early) stops the inflater.
-        let checked = check_layer_tar(inflated, detector, limits, helpers);
+        let checked = check_layer_tar(inflated, detector, limits, helpers, Sharing::WalkOnly);
         let blob_digest = inflater.join();
         let mut scan = checked?;
         let Ok(Some((digest, bytes))) = blob_digest else {
@@ -257,12 +257,13 @@ pub(crate) fn contain_layer_panic<'s>(
 }
 
 /// Walks an uncompressed layer tar and checks every file (with `helpers`,
-/// on idle workers too); fills in the diff id.
+/// on idle workers too, shared as `how` says); fills in the diff id.
 fn check_layer_tar<'s>(
     tar: impl Read,
     detector: &mut Detector<'s>,
     limits: &Limits,
     helpers: Option<&Helpers<'_, 's>>,
+    how: Sharing,
 ) -> Result<LayerScan, LayerError> {
     let mut scan = LayerScan::default();
     let mut plain = HashingReader::new(tar);
@@ -272,7 +273,7 @@ fn check_layer_tar<'s>(
             minehound_unpack::walk_layer_tar(&mut plain, limits, &mut checker)?;
         }
         Some(helpers) => {
-            let ((walked, mut ordered), helped) = helpers.share_layer(limits, |sharing| {
+            let ((walked, mut ordered), helped) = helpers.share_layer(limits, how, |sharing| {
                 let mut checker = FileChecker::new(detector, limits, &mut scan).sharing(sharing);
                 let walked = minehound_unpack::walk_layer_tar(&mut plain, limits, &mut checker);
                 (walked, checker.take_ordered())

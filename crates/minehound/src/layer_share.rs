@@ -2,14 +2,24 @@
 //! reads the layer: machine-learning images carry their weight in one or two
 //! large layers, and a layer read by one thread kept the other cores idle.
 //!
-//! The reader hands a file to the others only when one of them has started,
-//! the queue has room and the memory budget has room for a copy of the file
-//! right now; otherwise it checks the file itself. So memory stays within the
-//! budget, and a busy machine works exactly as before. Archives are always
-//! opened by the reader (their members draw on one budget in layer order).
-//! Every result carries its file's place in the layer and the layer's
-//! results are merged in that order: the report is the one a single thread
-//! would write.
+//! The reader moves each file's buffer (with its share of the memory budget)
+//! to the helpers' queue; the queue is bounded in files and bytes. Archives
+//! and packed binaries are always opened by the reader (what their contents
+//! expand to draws on one budget in layer order). Every result carries its
+//! file's place in the layer and the layer's results are merged in that
+//! order: the report is the one a single thread would write.
+//!
+//! Two ways to share, by what else the reader does:
+//! - [`Sharing::WhenIdle`]: the reader inflates the layer itself; it hands a
+//!   file over only when a helper has started and the queue has room, else
+//!   checks it. A busy machine works exactly as before.
+//! - [`Sharing::WalkOnly`]: another thread inflates ahead of the reader
+//!   (one large layer). The reader only walks: its own place goes to a
+//!   helper, and it waits for room in the queue rather than check a file
+//!   while the helpers run dry. A large file may wait alone in an empty
+//!   queue, and the bytes waiting or in helpers' hands stay within half of
+//!   `--max-file-size` times workers (or one file), so with the file being
+//!   read they stay within `--max-file-size` times workers.
 //!
 //! Helpers are threads of their own, started only while the scanner has an
 //! idle worker (they take its place in the count of busy workers, so
@@ -20,10 +30,11 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use minehound_detect::Detector;
-use minehound_unpack::{FileEntry, HandedOver, Limits};
+use minehound_unpack::{FileEntry, HandedOver, Limits, OwnedFile};
 
 use crate::file_check::{FileChecker, Ordered, ShareFiles};
 use crate::layer::LayerScan;
@@ -43,6 +54,15 @@ pub(crate) struct Helpers<'p, 's> {
     pub(crate) layers_waiting: &'p (dyn Fn() -> bool + Sync),
 }
 
+/// How a layer's reader shares its files (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// The reader inflates and checks; idle workers take what they can.
+    WhenIdle,
+    /// Another thread inflates; the reader only walks and hands over.
+    WalkOnly,
+}
+
 impl<'s> Helpers<'_, 's> {
     /// Runs `walk` (the reader's walk of one layer) while idle workers check
     /// the files it hands off; returns what `walk` returned and the helpers'
@@ -50,32 +70,43 @@ impl<'s> Helpers<'_, 's> {
     pub(crate) fn share_layer<R>(
         &self,
         limits: &Limits,
+        how: Sharing,
         walk: impl FnOnce(&mut dyn ShareFiles) -> R,
     ) -> (R, Ordered) {
         let jobs = self.jobs;
         // A few files per helper, and at most half the file size limit's
-        // bytes: large files are checked where they were read, so memory
-        // grows by no more than that and one file per helper.
-        let queue = Queue::new(2 * jobs, (limits.max_file_size / 2).max(1 << 20));
+        // bytes: larger files are checked where they were read, or, when
+        // the reader only walks, wait alone. Helpers hold at most half of
+        // the file size limit times workers (more kept two cores no busier,
+        // and the peak RSS of one large layer went from 222 to 270 MiB).
+        let queue = Queue::new(
+            2 * jobs,
+            (limits.max_file_size / 2).max(1 << 20),
+            limits.max_file_size.saturating_mul(jobs as u64) / 2,
+        );
         let results = Mutex::new(Vec::new());
-        // Helpers able to take files now.
-        let live = AtomicUsize::new(0);
         let walked = std::thread::scope(|scope| {
-            let mut sharing = Sharing {
+            let mut reader = Reader {
                 scope,
                 helpers: self,
                 queue: &queue,
                 results: &results,
-                live: &live,
                 limits,
+                how,
                 spawned: 0,
-                max_helpers: jobs.saturating_sub(1),
-                jobs,
+                // The reader's own place goes to a helper when it only walks.
+                max_helpers: match how {
+                    Sharing::WhenIdle => jobs.saturating_sub(1),
+                    Sharing::WalkOnly => jobs,
+                },
             };
+            if how == Sharing::WalkOnly {
+                reader.spawn_helper(None);
+            }
             // Closed however the walk ends (an error, a panic): helpers wait
             // for files until it is, and the scope waits for the helpers.
             let _closed = CloseOnDrop(&queue);
-            walk(&mut sharing)
+            walk(&mut reader)
         });
         let mut ordered = results.into_inner().unwrap_or_else(|p| p.into_inner());
         // Files no helper took (one failed after they were queued) are
@@ -91,42 +122,41 @@ impl<'s> Helpers<'_, 's> {
 }
 
 /// The reader's side of one shared layer.
-struct Sharing<'scope, 'env, 's> {
+struct Reader<'scope, 'env, 's> {
     scope: &'scope std::thread::Scope<'scope, 'env>,
     helpers: &'env Helpers<'env, 's>,
     queue: &'env Queue,
     results: &'env Mutex<Ordered>,
-    live: &'env AtomicUsize,
     limits: &'env Limits,
+    how: Sharing,
     spawned: usize,
     max_helpers: usize,
-    jobs: usize,
 }
 
-impl<'scope, 'env: 'scope, 's: 'env> Sharing<'scope, 'env, 's> {
+impl<'scope, 'env: 'scope, 's: 'env> Reader<'scope, 'env, 's> {
     /// Starts one more helper if a worker is idle and no layer waits for it.
     fn spawn_if_idle(&mut self) {
         if self.spawned >= self.max_helpers || (self.helpers.layers_waiting)() {
             return;
         }
-        let jobs = self.jobs;
+        let jobs = self.helpers.jobs;
         let claimed = self
             .helpers
             .busy
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |busy| {
                 (busy < jobs).then_some(busy + 1)
             });
-        if claimed.is_err() {
-            return;
+        if claimed.is_ok() {
+            self.spawn_helper(Some(Release(self.helpers.busy)));
         }
-        let (helpers, queue, results, live, limits) = (
-            self.helpers,
-            self.queue,
-            self.results,
-            self.live,
-            self.limits,
-        );
-        let busy = Release(helpers.busy);
+    }
+
+    /// Starts a helper in a claimed worker's place (`busy`), or in the
+    /// reader's own (`None`).
+    fn spawn_helper(&mut self, busy: Option<Release<'env>>) {
+        let (helpers, queue, results, limits) =
+            (self.helpers, self.queue, self.results, self.limits);
+        queue.lock().starting += 1;
         let spawned = std::thread::Builder::new()
             .name("minehound-helper".into())
             .spawn_scoped(self.scope, move || {
@@ -134,47 +164,62 @@ impl<'scope, 'env: 'scope, 's: 'env> Sharing<'scope, 'env, 's> {
                 // A detector that cannot be made (its memory refused, say)
                 // means no helper, not a failed layer: the reader checks
                 // the files itself.
-                let Ok(mut detector) = catch_unwind(AssertUnwindSafe(helpers.detector)) else {
+                let detector = catch_unwind(AssertUnwindSafe(helpers.detector));
+                let _live = queue.started(detector.is_ok());
+                let Ok(mut detector) = detector else {
                     return;
                 };
-                live.fetch_add(1, Ordering::SeqCst);
-                let _live = Release(live);
                 while let Some(job) = queue.pop() {
+                    let bytes = job.data.len() as u64;
                     let result = check_job(&mut detector, limits, job);
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(result);
+                    queue.checked(bytes);
                 }
             });
-        // No thread, no helper: the claimed worker went back with `busy`.
-        if spawned.is_ok() {
-            self.spawned += 1;
+        match spawned {
+            Ok(_) => self.spawned += 1,
+            // No thread, no helper: the claimed worker went back with `busy`.
+            Err(_) => drop(queue.started(false)),
         }
     }
 }
 
-impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Sharing<'scope, 'env, 's> {
-    fn hand_off(&mut self, place: u64, file: &FileEntry<'_>) -> bool {
+impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Reader<'scope, 'env, 's> {
+    fn hand_off<'f>(&mut self, place: u64, file: OwnedFile<'f>) -> Result<(), OwnedFile<'f>> {
         self.spawn_if_idle();
-        let bytes = file.data.len() as u64;
-        if self.live.load(Ordering::SeqCst) == 0 || !self.queue.has_room(bytes) {
-            return false;
+        let bytes = file.buffer.data.len() as u64;
+        let mut state = self.queue.lock();
+        loop {
+            let room = self.queue.has_room(&state, bytes, self.how);
+            match (room, state.live, state.starting) {
+                (true, 1.., _) => break,
+                // No helper (none could start): the reader checks it.
+                (_, 0, 0) => return Err(file),
+                (false, _, _) | (true, 0, _) if self.how == Sharing::WhenIdle => {
+                    return Err(file);
+                }
+                // Only walking: wait for room, or for a helper to start.
+                _ => state = self.queue.wait(state),
+            }
         }
-        let Some(reservation) = self.limits.memory_budget.try_reserve(bytes) else {
-            return false;
-        };
-        self.queue.push(FileJob {
+        state.queued_bytes += bytes;
+        state.in_flight += bytes;
+        state.files.push_back(FileJob {
             place,
             path: file.path.to_string(),
             mode: file.mode,
             size: file.size,
-            data: file.data.to_vec(),
+            data: file.buffer.data,
             truncated: file.truncated,
-            reservation: reservation.hand_over(),
+            reservation: file.buffer.reservation.hand_over(),
         });
+        drop(state);
+        self.queue.changed.notify_all();
         self.helpers.shared.fetch_add(1, Ordering::Relaxed);
-        true
+        Ok(())
     }
 }
 
@@ -205,51 +250,85 @@ struct FileJob {
     reservation: HandedOver,
 }
 
-/// Files waiting for a helper: bounded in count and bytes, first in first
-/// out, closed by the reader when its walk ends.
+/// Files waiting for a helper, first in first out, closed by the reader
+/// when its walk ends; and the helpers' count.
 struct Queue {
     state: Mutex<QueueState>,
     changed: Condvar,
     max_files: usize,
-    max_bytes: u64,
+    /// Bytes that may wait, past a first file.
+    max_queued: u64,
+    /// Bytes that may be waiting or in a helper's hands, past a first file.
+    max_in_flight: u64,
 }
 
 struct QueueState {
     files: VecDeque<FileJob>,
-    bytes: u64,
+    queued_bytes: u64,
+    in_flight: u64,
     closed: bool,
+    /// Helpers that take files now, and helpers starting up.
+    live: usize,
+    starting: usize,
 }
 
 impl Queue {
-    fn new(max_files: usize, max_bytes: u64) -> Queue {
+    fn new(max_files: usize, max_queued: u64, max_in_flight: u64) -> Queue {
         Queue {
             state: Mutex::new(QueueState {
                 files: VecDeque::new(),
-                bytes: 0,
+                queued_bytes: 0,
+                in_flight: 0,
                 closed: false,
+                live: 0,
+                starting: 0,
             }),
             changed: Condvar::new(),
             max_files: max_files.max(1),
-            max_bytes,
+            max_queued,
+            max_in_flight,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a file of `bytes` may wait now.
-    fn has_room(&self, bytes: u64) -> bool {
-        let state = self.lock();
-        state.files.len() < self.max_files && state.bytes + bytes <= self.max_bytes
+    fn wait<'g>(&self, state: MutexGuard<'g, QueueState>) -> MutexGuard<'g, QueueState> {
+        // Woken by every change; the timeout only guards against a wake-up
+        // lost to a helper's thread ending abnormally.
+        self.changed
+            .wait_timeout(state, Duration::from_millis(100))
+            .unwrap_or_else(|p| p.into_inner())
+            .0
     }
 
-    fn push(&self, file: FileJob) {
+    /// Whether a file of `bytes` may wait now. Only a reader that does
+    /// nothing else lets a large file wait alone, and bounds the bytes in
+    /// helpers' hands (a reader that checks files holds them back itself).
+    fn has_room(&self, state: &QueueState, bytes: u64, how: Sharing) -> bool {
+        let queued = state.queued_bytes + bytes <= self.max_queued;
+        if state.files.len() >= self.max_files {
+            return false;
+        }
+        match how {
+            Sharing::WhenIdle => queued,
+            Sharing::WalkOnly => {
+                (queued || state.files.is_empty())
+                    && (state.in_flight + bytes <= self.max_in_flight || state.in_flight == 0)
+            }
+        }
+    }
+
+    /// A helper has started (`live`) or failed to; the returned guard counts
+    /// it out when it ends.
+    fn started(&self, live: bool) -> Live<'_> {
         let mut state = self.lock();
-        state.bytes += file.data.len() as u64;
-        state.files.push_back(file);
+        state.starting = state.starting.saturating_sub(1);
+        state.live += usize::from(live);
         drop(state);
-        self.changed.notify_one();
+        self.changed.notify_all();
+        Live(live.then_some(self))
     }
 
     /// The next file, waiting for one; `None` once closed and empty.
@@ -257,7 +336,9 @@ impl Queue {
         let mut state = self.lock();
         loop {
             if let Some(file) = state.files.pop_front() {
-                state.bytes -= file.data.len() as u64;
+                state.queued_bytes -= file.data.len() as u64;
+                drop(state);
+                self.changed.notify_all();
                 return Some(file);
             }
             if state.closed {
@@ -267,17 +348,37 @@ impl Queue {
         }
     }
 
+    /// A helper is done with a file of `bytes`.
+    fn checked(&self, bytes: u64) {
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(bytes);
+        drop(state);
+        self.changed.notify_all();
+    }
+
     /// The next file if there is one, without waiting.
     fn try_pop(&self) -> Option<FileJob> {
         let mut state = self.lock();
         let file = state.files.pop_front()?;
-        state.bytes -= file.data.len() as u64;
+        state.queued_bytes -= file.data.len() as u64;
         Some(file)
     }
 
     fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
+    }
+}
+
+/// A live helper, counted out when dropped however its thread ends.
+struct Live<'q>(Option<&'q Queue>);
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if let Some(queue) = self.0 {
+            queue.lock().live -= 1;
+            queue.changed.notify_all();
+        }
     }
 }
 

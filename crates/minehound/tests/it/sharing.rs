@@ -16,6 +16,10 @@ use crate::support::*;
 /// them: text, scripts, ELF files, archives with a finding inside, files over
 /// the size limit.
 fn mixed_layer() -> BuiltImage {
+    mixed_spec().build()
+}
+
+fn mixed_spec() -> ImageSpec {
     let demo = demo_image();
     let demo_files: Vec<Entry> = demo
         .layers
@@ -56,7 +60,6 @@ fn mixed_layer() -> BuiltImage {
         layers: vec![Layer::gzip("COPY srv /srv", entries)],
         ..ImageSpec::default()
     }
-    .build()
 }
 
 fn scanner(jobs: usize) -> Scanner {
@@ -124,6 +127,27 @@ fn files_spread_over_workers_give_the_report_one_worker_gives() {
         }
     }
     assert_eq!(one.files_shared(), 0, "one worker shares nothing");
+
+    // One layer inflated ahead: its reader only walks, and hands every file
+    // it need not open itself (archives) to the helpers.
+    let walker = scanner(4);
+    let target = layout(&dir.path().join("mixed"), &mixed_layer());
+    scan_with(&walker, &target, PlatformChoice::Host).unwrap();
+    let files: Vec<String> = mixed_spec().layers[0]
+        .entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::File { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let archives = files.iter().filter(|p| p.ends_with(".tar.gz")).count();
+    assert!(archives > 0);
+    assert_eq!(
+        walker.files_shared(),
+        (files.len() - archives) as u64,
+        "every file but the archives went to a helper"
+    );
     assert!(
         four.files_shared() > 100,
         "the large layers' files were spread: {}",
