@@ -86,6 +86,9 @@ impl<'s> Helpers<'_, 's> {
         );
         let results = Mutex::new(Vec::new());
         let walked = std::thread::scope(|scope| {
+            // Closed however the walk ends (an error, a panic): helpers wait
+            // for files until it is, and the scope waits for the helpers.
+            let _closed = CloseOnDrop(&queue);
             let mut reader = Reader {
                 scope,
                 helpers: self,
@@ -103,9 +106,6 @@ impl<'s> Helpers<'_, 's> {
             if how == Sharing::WalkOnly {
                 reader.spawn_helper(None);
             }
-            // Closed however the walk ends (an error, a panic): helpers wait
-            // for files until it is, and the scope waits for the helpers.
-            let _closed = CloseOnDrop(&queue);
             walk(&mut reader)
         });
         let mut ordered = results.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -170,13 +170,15 @@ impl<'scope, 'env: 'scope, 's: 'env> Reader<'scope, 'env, 's> {
                     return;
                 };
                 while let Some(job) = queue.pop() {
-                    let bytes = job.data.len() as u64;
+                    // Out of the bytes in flight however the check ends: a
+                    // helper gone with its bytes counted would hold the
+                    // reader back for good.
+                    let _in_flight = InFlight(queue, job.data.len() as u64);
                     let result = check_job(&mut detector, limits, job);
                     results
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(result);
-                    queue.checked(bytes);
                 }
             });
         match spawned {
@@ -191,9 +193,10 @@ impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Reader<'scope, 'env, 's> {
     fn hand_off<'f>(&mut self, place: u64, file: OwnedFile<'f>) -> Result<(), OwnedFile<'f>> {
         self.spawn_if_idle();
         let bytes = file.buffer.data.len() as u64;
-        let mut state = self.queue.lock();
+        let queue = self.queue;
+        let mut state = queue.lock();
         loop {
-            let room = self.queue.has_room(&state, bytes, self.how);
+            let room = queue.has_room(&state, bytes, self.how);
             match (room, state.live, state.starting) {
                 (true, 1.., _) => break,
                 // No helper (none could start): the reader checks it.
@@ -201,8 +204,13 @@ impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Reader<'scope, 'env, 's> {
                 (false, _, _) | (true, 0, _) if self.how == Sharing::WhenIdle => {
                     return Err(file);
                 }
-                // Only walking: wait for room, or for a helper to start.
-                _ => state = self.queue.wait(state),
+                // Only walking: wait for room, or for a helper to start,
+                // taking on any worker that has gone idle meanwhile.
+                _ => {
+                    drop(queue.wait(state));
+                    self.spawn_if_idle();
+                    state = queue.lock();
+                }
             }
         }
         state.queued_bytes += bytes;
@@ -226,7 +234,7 @@ impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Reader<'scope, 'env, 's> {
 /// Checks a handed-off file; its check's own panics are contained (see
 /// [`FileChecker::check_contained`]).
 fn check_job(detector: &mut Detector<'_>, limits: &Limits, job: FileJob) -> (u64, LayerScan) {
-    let _held = job.reservation.take_up();
+    let held = job.reservation.take_up();
     let mut part = LayerScan::default();
     FileChecker::new(detector, limits, &mut part).check_contained(&FileEntry {
         path: &job.path,
@@ -236,6 +244,10 @@ fn check_job(detector: &mut Detector<'_>, limits: &Limits, job: FileJob) -> (u64
         truncated: job.truncated,
         depth: 0,
     });
+    // The buffer goes before its share of the budget: whoever waits for
+    // those bytes finds them free.
+    drop(job.data);
+    drop(held);
     (job.place, part)
 }
 
@@ -367,6 +379,15 @@ impl Queue {
     fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
+    }
+}
+
+/// A file's bytes in a helper's hands, counted out when dropped.
+struct InFlight<'q>(&'q Queue, u64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.checked(self.1);
     }
 }
 
