@@ -196,22 +196,21 @@ impl<'scope, 'env: 'scope, 's: 'env> ShareFiles for Reader<'scope, 'env, 's> {
         let queue = self.queue;
         let mut state = queue.lock();
         loop {
-            let room = queue.has_room(&state, bytes, self.how);
-            match (room, state.live, state.starting) {
-                (true, 1.., _) => break,
-                // No helper (none could start): the reader checks it.
-                (_, 0, 0) => return Err(file),
-                (false, _, _) | (true, 0, _) if self.how == Sharing::WhenIdle => {
-                    return Err(file);
-                }
-                // Only walking: wait for room, or for a helper to start,
-                // taking on any worker that has gone idle meanwhile.
-                _ => {
-                    drop(queue.wait(state));
-                    self.spawn_if_idle();
-                    state = queue.lock();
-                }
+            // No helper (none could start): the reader checks it.
+            if state.live == 0 && state.starting == 0 {
+                return Err(file);
             }
+            if state.live > 0 && queue.has_room(&state, bytes, self.how) {
+                break;
+            }
+            if self.how == Sharing::WhenIdle {
+                return Err(file);
+            }
+            // Only walking: wait for room, or for a helper to start, taking
+            // on any worker that has gone idle meanwhile.
+            drop(queue.wait(state));
+            self.spawn_if_idle();
+            state = queue.lock();
         }
         state.queued_bytes += bytes;
         state.in_flight += bytes;
@@ -284,6 +283,15 @@ struct QueueState {
     starting: usize,
 }
 
+impl QueueState {
+    /// The first file waiting, out of the queued bytes.
+    fn take_front(&mut self) -> Option<FileJob> {
+        let file = self.files.pop_front()?;
+        self.queued_bytes -= file.data.len() as u64;
+        Some(file)
+    }
+}
+
 impl Queue {
     fn new(max_files: usize, max_queued: u64, max_in_flight: u64) -> Queue {
         Queue {
@@ -347,8 +355,7 @@ impl Queue {
     fn pop(&self) -> Option<FileJob> {
         let mut state = self.lock();
         loop {
-            if let Some(file) = state.files.pop_front() {
-                state.queued_bytes -= file.data.len() as u64;
+            if let Some(file) = state.take_front() {
                 drop(state);
                 self.changed.notify_all();
                 return Some(file);
@@ -370,10 +377,7 @@ impl Queue {
 
     /// The next file if there is one, without waiting.
     fn try_pop(&self) -> Option<FileJob> {
-        let mut state = self.lock();
-        let file = state.files.pop_front()?;
-        state.queued_bytes -= file.data.len() as u64;
-        Some(file)
+        self.lock().take_front()
     }
 
     fn close(&self) {
