@@ -1,4 +1,8 @@
 use std::io::{self, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::gzip_parallel::{ParallelGzip, ReadAt};
 
 use crate::read_ahead::ReadAhead;
 
@@ -59,12 +63,98 @@ pub fn pump_decompressed<R: Read + Send>(
             out.fail(e);
             Pumped::default()
         }
-        Ok((Compression::Zstd, stream)) if decoders > 0 => {
+        Ok((compression, stream)) => pump_sniffed(compression, stream, limit, decoders, out),
+    }
+}
+
+/// [`pump_decompressed`] of a blob that can also be read at any offset
+/// (`at`, the same bytes as `blob`): a gzip stream is inflated by
+/// `inflaters` threads besides this one, in order: each
+/// thread takes a stretch of the compressed bytes, and this one joins
+/// them where they meet, decoding on its own wherever they do not. `blob` is still read to its end, on a thread
+/// of its own, so that its digest covers every byte.
+pub fn pump_decompressed_at<R: Read + Send>(
+    blob: R,
+    at: Arc<dyn ReadAt>,
+    inflaters: usize,
+    limit: u64,
+    decoders: usize,
+    out: &ReadAhead,
+) -> Pumped {
+    let (compression, mut stream) = match sniff(blob) {
+        Err(e) => {
+            out.fail(e);
+            return Pumped::default();
+        }
+        Ok(sniffed) => sniffed,
+    };
+    if compression != Compression::Gzip || inflaters == 0 {
+        return pump_sniffed(compression, stream, limit, decoders, out);
+    }
+    let taken = Arc::new(AtomicU64::new(0));
+    let inflated = match ParallelGzip::new(at, inflaters, taken.clone()) {
+        Err(e) => {
+            out.fail(e);
+            return Pumped::default();
+        }
+        // A header flate2 alone reads.
+        Ok(None) => return pump_sniffed(compression, stream, limit, decoders, out),
+        Ok(Some(inflated)) => inflated,
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        let drain = scope.spawn(move || drain(&mut stream, stop));
+        let mut complete = out.pump(&mut limited(inflated, limit));
+        stop.store(!complete, Ordering::Relaxed);
+        let drained = drain.join();
+        if complete {
+            let failed = match drained {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some(io::Error::other("reading the layer blob panicked")),
+            };
+            if let Some(e) = failed {
+                out.fail(e);
+                complete = false;
+            }
+        }
+        Pumped {
+            complete,
+            frames: 0,
+            gzip_chunks: taken.load(Ordering::Relaxed),
+        }
+    })
+}
+
+/// Reads `stream` to its end (or until `stop`), for what it hashes on the way.
+fn drain(stream: &mut impl Read, stop: &AtomicBool) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn pump_sniffed(
+    compression: Compression,
+    stream: impl Read + Send,
+    limit: u64,
+    decoders: usize,
+    out: &ReadAhead,
+) -> Pumped {
+    match compression {
+        Compression::Zstd if decoders > 0 => {
             crate::zstd_frames::pump_frames(stream, limit, decoders, out)
         }
-        Ok((compression, stream)) => Pumped {
+        _ => Pumped {
             complete: out.pump(&mut decoder(compression, stream, limit)),
-            frames: 0,
+            ..Pumped::default()
         },
     }
 }
@@ -78,6 +168,9 @@ pub struct Pumped {
     pub complete: bool,
     /// zstd frames decoded by the frame decoders.
     pub frames: u64,
+    /// Chunks of a gzip stream inflated by the workers of
+    /// [`pump_decompressed_at`] and taken in order.
+    pub gzip_chunks: u64,
 }
 
 /// Reads the magic of `reader` and puts it back in front.
@@ -108,11 +201,15 @@ pub(crate) fn decoder<'a>(
         },
         Compression::None => Box::new(reader),
     };
-    Box::new(LimitedReader {
+    Box::new(limited(inner, limit))
+}
+
+pub(crate) fn limited<R: Read>(inner: R, limit: u64) -> LimitedReader<R> {
+    LimitedReader {
         inner,
         remaining: limit,
         limit,
-    })
+    }
 }
 
 /// Reads until `buf` is full or the stream ends; the bytes read.
@@ -165,7 +262,7 @@ pub(crate) fn limit_exceeded(err: &io::Error) -> Option<u64> {
     None
 }
 
-struct LimitedReader<R> {
+pub(crate) struct LimitedReader<R> {
     inner: R,
     remaining: u64,
     limit: u64,

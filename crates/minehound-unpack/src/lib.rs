@@ -47,6 +47,7 @@ use zlib_rs as _;
 mod budget;
 mod compression;
 mod error;
+mod gzip_parallel;
 mod hashing;
 mod limits;
 mod nested;
@@ -57,8 +58,11 @@ mod walk;
 mod zstd_frames;
 
 pub use budget::{HandedOver, MemoryBudget, Reservation};
-pub use compression::{Compression, LimitExceeded, Pumped, decompress, pump_decompressed};
+pub use compression::{
+    Compression, LimitExceeded, Pumped, decompress, pump_decompressed, pump_decompressed_at,
+};
 pub use error::Error;
+pub use gzip_parallel::{FileRange, ReadAt};
 pub use hashing::HashingReader;
 pub use limits::Limits;
 pub use nested::{ArchiveFormat, walk_nested};

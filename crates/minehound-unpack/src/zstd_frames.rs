@@ -115,7 +115,7 @@ pub(crate) fn pump_frames<R: Read + Send>(
             let mut stream = decoder(Compression::Zstd, blob, limit);
             return Pumped {
                 complete: out.pump(&mut stream),
-                frames: 0,
+                ..Pumped::default()
             };
         }
         let splitter = std::thread::Builder::new()
@@ -140,7 +140,11 @@ pub(crate) fn pump_frames<R: Read + Send>(
         for decoder in decoding {
             let _ = decoder.join();
         }
-        Pumped { complete, frames }
+        Pumped {
+            complete,
+            frames,
+            ..Pumped::default()
+        }
     })
 }
 

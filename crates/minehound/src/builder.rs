@@ -22,6 +22,7 @@ pub struct ScannerBuilder {
     cache: Option<Arc<LayerCache>>,
     file_timeout: Duration,
     share_files: bool,
+    gzip_inflaters: Option<usize>,
 }
 
 impl Default for ScannerBuilder {
@@ -41,6 +42,7 @@ impl ScannerBuilder {
             cache: None,
             file_timeout: minehound_detect::DEFAULT_FILE_TIMEOUT,
             share_files: true,
+            gzip_inflaters: None,
         }
     }
 
@@ -102,6 +104,16 @@ impl ScannerBuilder {
     /// is idle. Reports are the same either way; this is for comparisons.
     pub fn share_files(mut self, yes: bool) -> Self {
         self.share_files = yes;
+        self
+    }
+
+    /// Threads that inflate one gzip layer side by side, when the layer is a
+    /// file (an OCI layout, an image archive) read ahead of its checks.
+    /// Default: half the workers, at most 8, from 4 workers up; none below,
+    /// where the checks keep every core busy and inflating on one thread
+    /// keeps up. Reports are the same either way.
+    pub fn gzip_inflaters(mut self, threads: usize) -> Self {
+        self.gzip_inflaters = Some(threads);
         self
     }
 
@@ -172,6 +184,12 @@ impl ScannerBuilder {
             busy: Arc::default(),
             files_shared: Arc::default(),
             zstd_frames: Arc::default(),
+            gzip_chunks: Arc::default(),
+            gzip_inflaters: self.gzip_inflaters.unwrap_or(if jobs >= 4 {
+                (jobs / 2).min(8)
+            } else {
+                0
+            }),
             share_files: self.share_files,
             tasks: TaskPool::new(self.tasks.unwrap_or(jobs)),
             cache: self.cache,

@@ -3,10 +3,12 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use minehound_detect::{Detection, Detector};
-use minehound_unpack::{HashingReader, Limits};
+use minehound_oci::BlobFile;
+use minehound_unpack::{FileRange, HashingReader, Limits, ReadAt};
 
 use crate::LayerError;
 use crate::error::panic_message;
@@ -186,7 +188,7 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     detector: &mut Detector<'s>,
     limits: &Limits,
     helpers: Option<&Helpers<'_, 's>>,
-    frames: FrameDecoders<'_>,
+    decoders: Decoders<'_>,
 ) -> Result<LayerScan, LayerError> {
     // Read-ahead never takes the file buffers' half of the budget, so
     // several layers read ahead at once (a service's jobs) leave room for
@@ -196,13 +198,26 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     std::thread::scope(|scope| {
         let inflater = scope.spawn(move || {
             let mut raw = HashingReader::new(blob);
-            let pumped = minehound_unpack::pump_decompressed(
-                &mut raw,
-                limits.max_layer_size,
-                frames.threads,
-                &pump,
-            );
-            frames.decoded.fetch_add(pumped.frames, Ordering::Relaxed);
+            let limit = limits.max_layer_size;
+            let pumped = match decoders.gzip {
+                Some((at, inflaters)) => minehound_unpack::pump_decompressed_at(
+                    &mut raw,
+                    at,
+                    inflaters,
+                    limit,
+                    decoders.frames,
+                    &pump,
+                ),
+                None => {
+                    minehound_unpack::pump_decompressed(&mut raw, limit, decoders.frames, &pump)
+                }
+            };
+            decoders
+                .frames_decoded
+                .fetch_add(pumped.frames, Ordering::Relaxed);
+            decoders
+                .gzip_chunks
+                .fetch_add(pumped.gzip_chunks, Ordering::Relaxed);
             if !pumped.complete {
                 return None;
             }
@@ -230,11 +245,23 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     })
 }
 
-/// Threads to decode a zstd layer's frames, and the scanner's count of the
-/// frames they decoded.
-pub(crate) struct FrameDecoders<'a> {
-    pub(crate) threads: usize,
-    pub(crate) decoded: &'a AtomicU64,
+/// A layer blob's file, to be read at any offset.
+pub(crate) fn open_blob_file(file: &BlobFile) -> std::io::Result<Arc<dyn ReadAt>> {
+    let opened = std::fs::File::open(&file.path)?;
+    let (offset, len) = match file.range {
+        Some(range) => range,
+        None => (0, opened.metadata()?.len()),
+    };
+    Ok(Arc::new(FileRange::new(opened, offset, len)))
+}
+
+/// Threads to decode a zstd layer's frames, and a gzip layer file with the
+/// threads to inflate it side by side; the scanner's counts of their work.
+pub(crate) struct Decoders<'a> {
+    pub(crate) frames: usize,
+    pub(crate) frames_decoded: &'a AtomicU64,
+    pub(crate) gzip: Option<(Arc<dyn ReadAt>, usize)>,
+    pub(crate) gzip_chunks: &'a AtomicU64,
 }
 
 /// Runs one layer's scan so that a panic in it (a decompressor, the tar walk)

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use minehound_detect::{Detector, Signatures};
-use minehound_oci::{BlobLocation, BlobStore, Image, Layer, Opened, Pushed, RegistryOptions};
+use minehound_oci::{
+    BlobFile, BlobLocation, BlobStore, Image, Layer, Opened, Pushed, RegistryOptions,
+};
 use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
@@ -15,7 +17,8 @@ use rayon::prelude::*;
 use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{
-    FrameDecoders, LayerScan, contain_layer_panic, scan_layer_blob_ahead, scan_layer_blob_helped,
+    Decoders, LayerScan, contain_layer_panic, open_blob_file, scan_layer_blob_ahead,
+    scan_layer_blob_helped,
 };
 use crate::layer_share::{Helpers, Release};
 use crate::merge::{ScannedImage, build_report};
@@ -41,6 +44,10 @@ pub struct Scanner {
     pub(crate) files_shared: Arc<AtomicU64>,
     /// zstd frames decoded side by side.
     pub(crate) zstd_frames: Arc<AtomicU64>,
+    /// Chunks of gzip layers inflated side by side.
+    pub(crate) gzip_chunks: Arc<AtomicU64>,
+    /// Threads inflating one gzip layer file side by side.
+    pub(crate) gzip_inflaters: usize,
     /// Whether idle workers help check the files of layers being read.
     pub(crate) share_files: bool,
     /// Task threads: blocking calls started from async code.
@@ -217,6 +224,14 @@ impl Scanner {
         self.zstd_frames.load(Ordering::Relaxed)
     }
 
+    /// Chunks of gzip layers inflated by threads beside the layer's reader
+    /// and joined in order, since this scanner was built (see
+    /// [`ScannerBuilder::gzip_inflaters`](crate::ScannerBuilder::gzip_inflaters)).
+    /// Reports are the same either way.
+    pub fn gzip_chunks_inflated(&self) -> u64 {
+        self.gzip_chunks.load(Ordering::Relaxed)
+    }
+
     /// A detector over this scanner's signatures, with its time limit per file.
     pub(crate) fn detector(&self) -> Detector<'_> {
         Detector::with_timeout(&self.signatures, self.file_timeout)
@@ -379,6 +394,8 @@ impl Scanner {
             let name = layer_name(layer);
             // Stamped before reading, so a change while reading shows later.
             let stamp = self.blob_stamp(store, layer);
+            // A layer file can also be inflated from several offsets at once.
+            let file = ahead.then(|| store.blob_file(&layer.location)).flatten();
             let scan = store
                 .open(&layer.location)
                 .map_err(LayerError::from)
@@ -395,8 +412,8 @@ impl Scanner {
                     // ahead only where there are cores to spare for it: on
                     // two, three busy threads only slow the inflating down.
                     let scan = match self.share_files {
-                        true => self.scan_blob(reader, detector, ahead, Some(&helpers)),
-                        false => self.scan_blob(reader, detector, ahead, None),
+                        true => self.scan_blob(reader, file, detector, ahead, Some(&helpers)),
+                        false => self.scan_blob(reader, file, detector, ahead, None),
                     };
                     if let Some(progress) = watch.progress {
                         for finding in scan.iter().flat_map(|s| &s.findings) {
@@ -434,6 +451,7 @@ impl Scanner {
     pub(crate) fn scan_blob<'s>(
         &'s self,
         blob: impl Read + Send,
+        file: Option<BlobFile>,
         detector: &mut Detector<'s>,
         ahead: bool,
         helpers: Option<&Helpers<'_, 's>>,
@@ -444,11 +462,16 @@ impl Scanner {
             if ahead {
                 // A zstd layer's frames decode side by side, a few at a
                 // time: decoding is several times faster than checking.
-                let frames = FrameDecoders {
-                    threads: self.pool.current_num_threads().min(MAX_FRAME_DECODERS),
-                    decoded: &self.zstd_frames,
+                let decoders = Decoders {
+                    frames: self.pool.current_num_threads().min(MAX_FRAME_DECODERS),
+                    frames_decoded: &self.zstd_frames,
+                    gzip: file
+                        .filter(|_| self.gzip_inflaters > 0)
+                        .and_then(|file| open_blob_file(&file).ok())
+                        .map(|at| (at, self.gzip_inflaters)),
+                    gzip_chunks: &self.gzip_chunks,
                 };
-                scan_layer_blob_ahead(blob, detector, &self.limits, helpers, frames)
+                scan_layer_blob_ahead(blob, detector, &self.limits, helpers, decoders)
             } else {
                 scan_layer_blob_helped(blob, detector, &self.limits, helpers)
             }

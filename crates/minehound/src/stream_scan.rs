@@ -54,7 +54,7 @@ impl Scanner {
                         .store
                         .open(&key)
                         .map_err(LayerError::from)
-                        .and_then(|blob| self.scan_blob(blob, &mut detector, true, None)),
+                        .and_then(|blob| self.scan_blob(blob, None, &mut detector, true, None)),
                 };
                 done.insert(key.clone(), result.map(Arc::new));
             }
@@ -90,7 +90,10 @@ impl Scanner {
                                 };
                                 let Ok((path, file)) = next else { break };
                                 let blob = std::io::BufReader::new(file);
-                                done.push((path, self.scan_blob(blob, &mut detector, false, None)));
+                                done.push((
+                                    path,
+                                    self.scan_blob(blob, None, &mut detector, false, None),
+                                ));
                             }
                             done
                         })

@@ -259,3 +259,91 @@ fn zstd_chunked_frames_decoded_side_by_side_give_the_report_one_worker_gives() {
     );
     assert_eq!(ours(&side_by_side), ours(&alone), "{side_by_side}");
 }
+
+/// The mixed layer with some MiB of text-like files, so that its gzip stream
+/// spans several of the chunks threads inflate side by side.
+fn large_mixed_layer() -> BuiltImage {
+    let mut spec = mixed_spec();
+    let mut state = 0x2545f4914f6cdd1du64;
+    let words: Vec<String> = (0..2000)
+        .map(|i| format!("w{:x}", (i as u64).wrapping_mul(0x9e3779b97f4a7c15) >> 40))
+        .collect();
+    for i in 0..16 {
+        let mut text = String::new();
+        while text.len() < 512 * 1024 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            text.push_str(&words[(state % words.len() as u64) as usize]);
+            text.push(if state.is_multiple_of(11) { '\n' } else { ' ' });
+        }
+        spec.layers[0]
+            .entries
+            .push(Entry::file(&format!("/srv/text/{i}.txt"), text));
+    }
+    spec.build()
+}
+
+#[test]
+fn one_gzip_layer_inflated_by_several_threads_gives_the_report_one_thread_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours_dir = dir.path().join("flate2");
+    let ours = layout(&ours_dir, &large_mixed_layer());
+    // Also as skopeo's own gzip writer compresses it.
+    let skopeo = skopeo_copy(&ours_dir, &dir.path().join("skopeo"), "gzip");
+    let one = scanner(1);
+    let inflating = |inflaters| {
+        ScannerBuilder::new()
+            .jobs(4)
+            .gzip_inflaters(inflaters)
+            .limits(Limits {
+                max_file_size: 64 * 1024,
+                ..Limits::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let (three, none) = (inflating(3), inflating(0));
+    for target in [&ours, &skopeo] {
+        let alone = outcome(&one, target);
+        assert!(!alone.starts_with("error"), "{alone}");
+        for run in 0..2 {
+            let side_by_side = outcome(&three, target);
+            assert!(
+                side_by_side == alone,
+                "{target}, run {run}: reports differ\n--- one thread\n{alone}\n--- three inflating\n{side_by_side}"
+            );
+        }
+        assert_eq!(outcome(&none, target), alone);
+        let report = scan_with(&three, target, PlatformChoice::Host).unwrap();
+        assert_accounting(&report);
+        assert!(!report.findings.is_empty());
+    }
+    assert_eq!(one.gzip_chunks_inflated(), 0, "one worker: one thread");
+    assert_eq!(none.gzip_chunks_inflated(), 0, "no inflaters asked for");
+    // Two layouts, three scans each, each layer over 2 MiB compressed: every
+    // scan took chunks from the inflaters.
+    for layout in ["flate2", "skopeo"] {
+        let blob = &layer_blobs(&dir.path().join(layout))[0];
+        assert!(std::fs::metadata(blob).unwrap().len() > 2 << 20);
+    }
+    let taken = three.gzip_chunks_inflated();
+    assert!(taken >= 6, "chunks taken from the inflaters: {taken}");
+
+    // Damaged in the middle of the stream: the same error at the same entry.
+    let damaged_dir = dir.path().join("damaged");
+    let damaged = skopeo_copy(&ours_dir, &damaged_dir, "gzip");
+    let path = &layer_blobs(&damaged_dir)[0];
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 64] {
+        *byte ^= 0x55;
+    }
+    std::fs::write(path, bytes).unwrap();
+    let alone = outcome(&one, &damaged);
+    assert!(
+        alone.contains("corrupt or truncated layer data after"),
+        "{alone}"
+    );
+    assert_eq!(outcome(&three, &damaged), alone);
+}
