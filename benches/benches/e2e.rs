@@ -18,6 +18,10 @@
 //!   the same bundled rules (Debian's `yara`);
 //! - the inflate floor: every layer through minehound's inflater (flate2 on
 //!   zlib-rs) into nothing, layers spread over all cores: no scan can beat it;
+//!   and each layer inflated in turn by minehound's parallel inflater (one
+//!   stream, several threads from several offsets), on all cores;
+//! - with one layer, the scan again with that layer inflated by all cores
+//!   (`gzip_inflaters`: by default only from four workers up);
 //! - minehound cold (no cache) on one worker (`--jobs 1`: no read-ahead
 //!   thread either) and on all cores, and again with a warm layer cache;
 //! - minehound's peak RSS;
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use minehound::{LayerCache, ScanRequest, ScannerBuilder};
 use minehound_bench::{Shape, bench_mib, large_image, peak_rss_kib, reset_peak_rss};
+use minehound_unpack::{FileRange, ReadAt};
 
 fn main() {
     let mib = bench_mib(1536);
@@ -102,6 +107,7 @@ fn main() {
     });
 
     let floor = inflate_floor(&image.blobs, cores);
+    let (parallel_floor, chunks) = parallel_inflate(&image.blobs, cores);
 
     let target = format!("oci:{}", image.layout.display());
     let request = ScanRequest::new(target.parse().expect("oci target"), target.clone());
@@ -153,6 +159,26 @@ fn main() {
             one_best = one_best.min(t.elapsed());
         }
         (one_best, six_best)
+    });
+
+    // The one layer inflated by every core beside the checks, in turns with
+    // the default (which on fewer than four workers inflates on one thread).
+    let inflating = (layers == 1).then(|| {
+        let inflating = ScannerBuilder::new()
+            .gzip_inflaters(cores)
+            .build()
+            .expect("scanner");
+        let (mut best, mut default_best) = (Duration::MAX, Duration::MAX);
+        for _ in 0..2 {
+            let t = Instant::now();
+            let inflated = inflating.scan(&request).expect("scan");
+            best = best.min(t.elapsed());
+            assert_eq!(inflated.findings, report.findings, "the same verdict");
+            let t = Instant::now();
+            scanner.scan(&request).expect("scan");
+            default_best = default_best.min(t.elapsed());
+        }
+        (best, default_best, inflating.gzip_chunks_inflated())
     });
 
     let zstd_chunked = (layers == 1 && has("skopeo"))
@@ -210,6 +236,14 @@ fn main() {
         row(&format!("rapidgzip -d -P {cores} of every layer"), r);
     }
     row("inflate floor (flate2, all cores, no scan)", floor);
+    row(
+        &format!("parallel inflate, {cores} threads a stream (no scan)"),
+        parallel_floor,
+    );
+    println!(
+        "{:<46} {:>8} chunks joined",
+        "  chunks inflated side by side", chunks
+    );
     if let Some((extract, scan)) = yara {
         row("tar -xzf every layer", extract);
         row("yara -r on the extracted tree", scan);
@@ -241,6 +275,17 @@ fn main() {
             "{:<46} {:>8.2}x the time of six layers",
             "  one layer / six layers",
             one.as_secs_f64() / six.as_secs_f64()
+        );
+    }
+    if let Some((inflating, default, chunks)) = inflating {
+        row(
+            &format!("minehound, cold, one layer, {cores} inflating"),
+            inflating,
+        );
+        println!(
+            "{:<46} {:>8.2}x the default's time, best of 2 each ({chunks} chunks joined)",
+            "  inflating side by side / default",
+            inflating.as_secs_f64() / default.as_secs_f64()
         );
     }
     if let Some(zstd) = &zstd_chunked {
@@ -462,6 +507,30 @@ fn inflate_floor(blobs: &[PathBuf], threads: usize) -> Duration {
         }
     });
     t.elapsed()
+}
+
+/// Inflates each layer blob in turn with minehound's parallel inflater on
+/// `threads` threads, into nothing; the chunks its threads inflated.
+fn parallel_inflate(blobs: &[PathBuf], threads: usize) -> (Duration, u64) {
+    let mut chunks = 0;
+    let t = Instant::now();
+    for blob in blobs {
+        let file = fs::File::open(blob).expect("blob");
+        let len = file.metadata().expect("blob").len();
+        let at: std::sync::Arc<dyn ReadAt> = std::sync::Arc::new(FileRange::new(file, 0, len));
+        let stream = fs::File::open(blob).expect("blob");
+        let (pump, mut inflated) = minehound_unpack::read_ahead();
+        std::thread::scope(|scope| {
+            let pumping = scope.spawn(move || {
+                minehound_unpack::pump_decompressed_at(stream, at, threads, u64::MAX, 0, &pump)
+            });
+            io::copy(&mut inflated, &mut io::sink()).expect("inflate");
+            let pumped = pumping.join().expect("inflater");
+            assert!(pumped.complete);
+            chunks += pumped.gzip_chunks;
+        });
+    }
+    (t.elapsed(), chunks)
 }
 
 /// Extract every layer into one temp tree, then `yara -r` over it.

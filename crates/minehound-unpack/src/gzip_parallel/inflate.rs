@@ -95,9 +95,13 @@ impl Bits {
 
     #[cold]
     fn refill(&mut self, index: usize) -> io::Result<()> {
-        let index = index.min(self.buf.len());
-        self.buf.drain(..index);
-        self.start += index as u64;
+        // Keep what is left from the position on; past the buffer, nothing.
+        if index >= self.buf.len() {
+            self.buf.clear();
+        } else {
+            self.buf.drain(..index);
+        }
+        self.start = self.pos / 8;
         let have_end = self.start + self.buf.len() as u64;
         let size = self.source.size();
         if have_end >= size {
@@ -258,27 +262,24 @@ impl Huffman {
         Ok(())
     }
 
+    /// The symbol the bits of `word` start with, and its code's length.
     #[inline]
-    fn decode(&self, bits: &mut Bits) -> Result<u16, InflateError> {
-        bits.ensure()?;
-        let word = bits.peek();
+    fn lookup(&self, word: u64) -> Result<(u16, u32), InflateError> {
         let entry = self.fast[(word & ((1 << FAST_BITS) - 1)) as usize];
         if entry != 0 {
-            bits.consume(entry >> 16)?;
-            return Ok(entry as u16);
+            return Ok((entry as u16, entry >> 16));
         }
-        self.decode_slow(bits, word)
+        self.lookup_slow(word)
     }
 
     #[cold]
-    fn decode_slow(&self, bits: &mut Bits, word: u64) -> Result<u16, InflateError> {
+    fn lookup_slow(&self, word: u64) -> Result<(u16, u32), InflateError> {
         let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
         for length in 1..16u32 {
             code |= ((word >> (length - 1)) & 1) as i32;
             let count = i32::from(self.counts[length as usize]);
             if code - first < count {
-                bits.consume(length)?;
-                return Ok(self.symbols[(index + code - first) as usize]);
+                return Ok((self.symbols[(index + code - first) as usize], length));
             }
             index += count;
             first = (first + count) << 1;
@@ -286,6 +287,14 @@ impl Huffman {
         }
         // Past every code: only an incomplete code leaves such bits.
         Err(InflateError::Corrupt)
+    }
+
+    #[inline]
+    fn decode(&self, bits: &mut Bits) -> Result<u16, InflateError> {
+        bits.ensure()?;
+        let (symbol, length) = self.lookup(bits.peek())?;
+        bits.consume(length)?;
+        Ok(symbol)
     }
 }
 
@@ -395,6 +404,16 @@ impl Sink for MarkerSink {
     }
 
     fn copy(&mut self, distance: usize, length: usize) -> Result<(), InflateError> {
+        let len = self.out.len();
+        if distance <= len && distance >= length {
+            // From decoded symbols, not overlapping: in one go.
+            let from = len - distance;
+            self.out.extend_from_within(from..from + length);
+            if let Some(at) = self.out[len..].iter().rposition(|&s| s >= 256) {
+                self.last_marker = Some(len + at);
+            }
+            return Ok(());
+        }
         for _ in 0..length {
             let len = self.out.len();
             let symbol = if distance <= len {
@@ -634,12 +653,18 @@ impl Inflater {
 
     fn huffman(&mut self, sink: &mut impl Sink, limit: usize) -> Result<Stop, InflateError> {
         while sink.len() < limit {
-            let symbol = self.literals.decode(&mut self.bits)?;
+            // One look at the next 56 bits holds a whole symbol: at most 15
+            // bits of length code, 5 extra, 15 of distance code, 13 extra.
+            self.bits.ensure()?;
+            let mut word = self.bits.peek();
+            let (symbol, used) = self.literals.lookup(word)?;
             if symbol < 256 {
+                self.bits.consume(used)?;
                 sink.literal(symbol as u8);
                 continue;
             }
             if symbol == 256 {
+                self.bits.consume(used)?;
                 return Ok(self.block_ended());
             }
             let index = usize::from(symbol - 257);
@@ -647,13 +672,20 @@ impl Inflater {
             else {
                 return Err(InflateError::Corrupt);
             };
-            let length = usize::from(base) + self.bits.take(u32::from(extra))? as usize;
-            let index = usize::from(self.distances.decode(&mut self.bits)?);
+            word >>= used;
+            let mut total = used + u32::from(extra);
+            let length = usize::from(base) + (word & ((1 << extra) - 1)) as usize;
+            word >>= extra;
+            let (index, used) = self.distances.lookup(word)?;
+            let index = usize::from(index);
             let (Some(&base), Some(&extra)) = (DISTANCE_BASE.get(index), DISTANCE_EXTRA.get(index))
             else {
                 return Err(InflateError::Corrupt);
             };
-            let distance = usize::from(base) + self.bits.take(u32::from(extra))? as usize;
+            word >>= used;
+            total += used + u32::from(extra);
+            let distance = usize::from(base) + (word & ((1 << extra) - 1)) as usize;
+            self.bits.consume(total)?;
             sink.copy(distance, length)?;
         }
         Ok(Stop::Full)

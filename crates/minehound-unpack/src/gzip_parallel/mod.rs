@@ -33,11 +33,18 @@ use std::thread::JoinHandle;
 
 use inflate::{ByteSink, InflateError, Inflater, MarkerSink, Stop, WINDOW, resolve};
 
-/// Compressed bytes per chunk: a few MiB of output, so a worker's search and
-/// its first 32 KiB of markers are a small share of its work.
-const CHUNK_BYTES: u64 = 1 << 20;
-/// Output a worker may hold for one chunk; past it, the chunk is left to
-/// the ordered decoder (a bomb, or data that compresses very well).
+/// Compressed bytes per chunk: several MiB of output, so that a worker's
+/// search and the stretch it decodes with markers (up to a few hundred KiB
+/// of output in a layer of binaries: copies of copies of unknown bytes) are
+/// a small share of its work.
+const CHUNK_BYTES: u64 = 2 << 20;
+/// The smallest chunk: a small blob is cut into a few chunks per worker, so
+/// that every blob takes this path the same way, a fuzzer's too.
+const MIN_CHUNK_BYTES: u64 = 256;
+/// Output a worker may hold for one chunk (a marked symbol counts as one):
+/// past it, the chunk is left to the ordered decoder (a bomb, or data that
+/// compresses very well). Binaries and text inflate to 3 to 5 times their
+/// compressed size: 6 to 10 MiB a chunk.
 const CHUNK_OUTPUT_CAP: usize = 16 << 20;
 /// Candidate starts a worker decodes from before it gives its chunk up.
 const TRIES: usize = 4;
@@ -188,6 +195,8 @@ impl Shared {
             }
             match self.decode_from(start, to) {
                 Ok(decoded) => return Some(decoded),
+                // Too large to hold: another start would be too.
+                Err(InflateError::Io(_)) => return None,
                 // A false start, most likely: try the next one.
                 Err(_) => continue,
             }
@@ -206,7 +215,7 @@ impl Shared {
             let held = marked.out.len() + bytes.as_ref().map_or(0, |b| b.out.len());
             let room = CHUNK_OUTPUT_CAP.saturating_sub(held);
             if room == 0 || self.stop.load(Ordering::Relaxed) {
-                return Err(InflateError::Corrupt);
+                return Err(InflateError::Io(io::ErrorKind::OutOfMemory.into()));
             }
             let stop = match &mut bytes {
                 Some(sink) => {
@@ -295,7 +304,9 @@ impl ParallelGzip {
         threads: usize,
         taken: Arc<AtomicU64>,
     ) -> io::Result<Option<Self>> {
-        Self::with_chunks(source, threads, taken, CHUNK_BYTES)
+        let per_worker = source.size() / (4 * threads.max(1) as u64);
+        let chunk_bytes = per_worker.clamp(MIN_CHUNK_BYTES, CHUNK_BYTES);
+        Self::with_chunks(source, threads, taken, chunk_bytes)
     }
 
     fn with_chunks(
@@ -320,14 +331,15 @@ impl ParallelGzip {
                 // Chunk 0 is decoded in order: its start is known.
                 next_claim: 1,
                 wanted: 1,
-                ahead: threads + 1,
+                ahead: threads,
                 ..Board::default()
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
         });
         let mut handles = Vec::new();
-        for _ in 0..threads {
+        // Chunk 0 is this thread's.
+        for _ in 0..threads.min(shared.chunks - 1) {
             shared
                 .state
                 .lock()
