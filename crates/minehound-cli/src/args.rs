@@ -497,6 +497,12 @@ pub struct ScanOptions {
     #[arg(short, long, value_name = "N", env = "MINEHOUND_JOBS")]
     pub jobs: Option<usize>,
 
+    /// Threads that inflate one large gzip layer side by side, when it is
+    /// read from a file (an OCI layout, an image archive); 0 for one thread
+    /// (default: half of --jobs, at most 8, from 4 jobs up; 0 below).
+    #[arg(long, value_name = "N", env = "MINEHOUND_GZIP_INFLATERS")]
+    pub gzip_inflaters: Option<usize>,
+
     /// Print nothing on standard error but errors.
     #[arg(short, long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "MINEHOUND_QUIET")]
     pub quiet: Option<bool>,

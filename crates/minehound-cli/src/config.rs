@@ -41,6 +41,7 @@ pub struct FileConfig {
     cache_url: Option<String>,
     database: Option<String>,
     jobs: Option<usize>,
+    gzip_inflaters: Option<usize>,
     quiet: Option<bool>,
     no_progress: Option<bool>,
 }
@@ -189,6 +190,7 @@ impl FileConfig {
         options.no_cache = options.no_cache.or(self.no_cache);
         options.cache_url = options.cache_url.take().or(self.cache_url);
         options.jobs = options.jobs.or(self.jobs);
+        options.gzip_inflaters = options.gzip_inflaters.or(self.gzip_inflaters);
         options.quiet = options.quiet.or(self.quiet);
         options.no_progress = options.no_progress.or(self.no_progress);
         Ok(())

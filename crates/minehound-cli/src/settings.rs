@@ -116,6 +116,9 @@ impl ScanSettings {
         if let Some(jobs) = args.jobs {
             builder = builder.jobs(jobs);
         }
+        if let Some(threads) = args.gzip_inflaters {
+            builder = builder.gzip_inflaters(threads);
+        }
         if let Some(timeout) = args.file_timeout {
             builder = builder.file_timeout(timeout);
         }

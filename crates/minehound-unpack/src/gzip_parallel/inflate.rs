@@ -8,7 +8,7 @@
 //! decodes in order, so strictness costs speed on odd input, never a result.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::ReadAt;
 
@@ -164,6 +164,15 @@ impl Bits {
         Ok(value)
     }
 
+    /// `error`, or [`InflateError::Incomplete`] if the `needed` bits zlib
+    /// reads before it judges the code run past the end.
+    fn or_incomplete(&self, error: InflateError, needed: u32) -> InflateError {
+        match self.pos + u64::from(needed) > self.end {
+            true => InflateError::Incomplete,
+            false => error,
+        }
+    }
+
     fn align_to_byte(&mut self) -> Result<(), InflateError> {
         let skip = (8 - (self.pos % 8) as u32) % 8;
         self.consume(skip)
@@ -176,11 +185,35 @@ const FAST_BITS: u32 = 10;
 /// A canonical Huffman code.
 #[derive(Clone)]
 struct Huffman {
-    /// By the next `FAST_BITS` bits: `length << 16 | symbol`, 0 if longer.
+    /// By the next `fast_bits` bits: `length << 16 | symbol`, 0 if longer.
     fast: Vec<u32>,
+    /// `FAST_BITS`, or the longest code if shorter: a table no larger than
+    /// the code needs.
+    fast_bits: u32,
     counts: [u16; 16],
     /// Symbols in code order.
     symbols: Vec<u16>,
+}
+
+/// The fixed codes of block type 1 (RFC 1951 3.2.6), built once: a stream
+/// of empty fixed blocks costs no table building.
+fn fixed_codes() -> &'static (Huffman, Huffman) {
+    static FIXED: OnceLock<(Huffman, Huffman)> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let literal_lengths: Vec<u8> = std::iter::repeat_n(8, 144)
+            .chain(std::iter::repeat_n(9, 112))
+            .chain(std::iter::repeat_n(7, 24))
+            .chain(std::iter::repeat_n(8, 8))
+            .collect();
+        let (mut literals, mut distances) = (Huffman::empty(), Huffman::empty());
+        // Complete codes: they build. 286, 287 and distances 30, 31 have
+        // codes, and are refused where they are met, as zlib does.
+        let built = literals
+            .build(&literal_lengths, Kind::Other)
+            .and_then(|()| distances.build(&[5; 32], Kind::Other));
+        debug_assert!(built.is_ok());
+        (literals, distances)
+    })
 }
 
 /// Which code a table is: code-length codes may not be incomplete at all.
@@ -193,7 +226,8 @@ enum Kind {
 impl Huffman {
     fn empty() -> Self {
         Huffman {
-            fast: vec![0; 1 << FAST_BITS],
+            fast: Vec::with_capacity(1 << FAST_BITS),
+            fast_bits: 0,
             counts: [0; 16],
             symbols: Vec::new(),
         }
@@ -219,9 +253,6 @@ impl Huffman {
                 max = length;
             }
         }
-        if max == 0 && kind == Kind::CodeLengths {
-            return Err(InflateError::Corrupt);
-        }
         if max > 0 && left > 0 && (kind == Kind::CodeLengths || max != 1) {
             return Err(InflateError::Corrupt);
         }
@@ -231,7 +262,9 @@ impl Huffman {
         }
         self.symbols.clear();
         self.symbols.resize(lengths.len(), 0);
-        self.fast.fill(0);
+        self.fast_bits = FAST_BITS.min(max as u32);
+        self.fast.clear();
+        self.fast.resize(1 << self.fast_bits, 0);
         // Canonical codes (RFC 1951 3.2.2).
         let mut next_code = [0u32; 16];
         let mut code = 0u32;
@@ -249,7 +282,7 @@ impl Huffman {
             *slot += 1;
             let code = next_code[length];
             next_code[length] += 1;
-            if length as u32 <= FAST_BITS {
+            if length as u32 <= self.fast_bits {
                 let reversed = code.reverse_bits() >> (32 - length);
                 let entry = (length as u32) << 16 | symbol as u32;
                 let mut index = reversed as usize;
@@ -265,11 +298,11 @@ impl Huffman {
     /// The symbol the bits of `word` start with, and its code's length.
     #[inline]
     fn lookup(&self, word: u64) -> Result<(u16, u32), InflateError> {
-        let entry = self.fast[(word & ((1 << FAST_BITS) - 1)) as usize];
-        if entry != 0 {
-            return Ok((entry as u16, entry >> 16));
+        let index = (word & ((1 << self.fast_bits) - 1)) as usize;
+        match self.fast.get(index) {
+            Some(&entry) if entry != 0 => Ok((entry as u16, entry >> 16)),
+            _ => self.lookup_slow(word),
         }
-        self.lookup_slow(word)
     }
 
     #[cold]
@@ -468,7 +501,7 @@ pub(crate) enum Stop {
 enum Block {
     Between,
     Stored { remaining: usize },
-    Huffman,
+    Huffman { fixed: bool },
 }
 
 /// A decoder's place in a DEFLATE stream: the bit position and, inside a
@@ -496,9 +529,19 @@ impl Inflater {
         inflater
     }
 
-    /// Whether the next run starts with a block's header.
+    /// Whether the next run starts with a block's header (not past the
+    /// last block).
     pub(crate) fn between_blocks(&self) -> bool {
-        matches!(self.block, Block::Between)
+        matches!(self.block, Block::Between) && !self.last_block
+    }
+
+    /// Back at a block boundary at `bit`, the tables kept for reuse.
+    pub(crate) fn restart(&mut self, bit: u64) {
+        self.bits.buf.clear();
+        self.bits.start = bit / 8;
+        self.bits.pos = bit;
+        self.block = Block::Between;
+        self.last_block = false;
     }
 
     pub(crate) fn over(bits: Bits) -> Self {
@@ -531,7 +574,7 @@ impl Inflater {
         match self.block {
             Block::Between => unreachable_between(),
             Block::Stored { .. } => self.stored(sink, limit),
-            Block::Huffman => self.huffman(sink, limit),
+            Block::Huffman { fixed } => self.huffman(sink, limit, fixed),
         }
     }
 
@@ -555,24 +598,10 @@ impl Inflater {
                     remaining: length as usize,
                 };
             }
-            1 => {
-                self.lengths.clear();
-                self.lengths.extend(
-                    std::iter::repeat_n(8, 144)
-                        .chain(std::iter::repeat_n(9, 112))
-                        .chain(std::iter::repeat_n(7, 24))
-                        .chain(std::iter::repeat_n(8, 8)),
-                );
-                self.literals.build(&self.lengths, Kind::Other)?;
-                self.lengths.clear();
-                // 32 codes, of which 30 and 31 are refused when met.
-                self.lengths.resize(32, 5);
-                self.distances.build(&self.lengths, Kind::Other)?;
-                self.block = Block::Huffman;
-            }
+            1 => self.block = Block::Huffman { fixed: true },
             2 => {
                 self.dynamic_header()?;
-                self.block = Block::Huffman;
+                self.block = Block::Huffman { fixed: false };
             }
             _ => return Err(InflateError::Corrupt),
         }
@@ -590,16 +619,24 @@ impl Inflater {
         for &symbol in &CODE_LENGTH_ORDER[..code_length_count] {
             code_lengths[symbol] = self.bits.take(3)? as u8;
         }
-        self.code_lengths.build(&code_lengths, Kind::CodeLengths)?;
         let total = literal_count + distance_count;
+        if code_lengths == [0; 19] {
+            // zlib reads every length as a zero of one bit, then finds no
+            // end-of-block code.
+            self.bits.consume(total as u32)?;
+            return Err(InflateError::Corrupt);
+        }
+        self.code_lengths.build(&code_lengths, Kind::CodeLengths)?;
         self.lengths.clear();
         while self.lengths.len() < total {
             let symbol = self.code_lengths.decode(&mut self.bits)?;
             let (value, repeat) = match symbol {
                 0..=15 => (symbol as u8, 1),
                 16 => {
+                    // zlib reads the repeat count before it judges it.
+                    let repeat = 3 + self.bits.take(2)? as usize;
                     let previous = *self.lengths.last().ok_or(InflateError::Corrupt)?;
-                    (previous, 3 + self.bits.take(2)? as usize)
+                    (previous, repeat)
                 }
                 17 => (0, 3 + self.bits.take(3)? as usize),
                 _ => (0, 11 + self.bits.take(7)? as usize),
@@ -651,41 +688,63 @@ impl Inflater {
         Ok(self.block_ended())
     }
 
-    fn huffman(&mut self, sink: &mut impl Sink, limit: usize) -> Result<Stop, InflateError> {
+    fn huffman(
+        &mut self,
+        sink: &mut impl Sink,
+        limit: usize,
+        fixed: bool,
+    ) -> Result<Stop, InflateError> {
+        let (literals, distances) = match fixed {
+            true => {
+                let (literals, distances) = fixed_codes();
+                (literals, distances)
+            }
+            false => (&self.literals, &self.distances),
+        };
+        let bits = &mut self.bits;
         while sink.len() < limit {
             // One look at the next 56 bits holds a whole symbol: at most 15
             // bits of length code, 5 extra, 15 of distance code, 13 extra.
-            self.bits.ensure()?;
-            let mut word = self.bits.peek();
-            let (symbol, used) = self.literals.lookup(word)?;
+            bits.ensure()?;
+            let mut word = bits.peek();
+            let (symbol, used) = literals
+                .lookup(word)
+                .map_err(|e| bits.or_incomplete(e, 1))?;
             if symbol < 256 {
-                self.bits.consume(used)?;
+                bits.consume(used)?;
                 sink.literal(symbol as u8);
                 continue;
             }
             if symbol == 256 {
-                self.bits.consume(used)?;
-                return Ok(self.block_ended());
+                bits.consume(used)?;
+                self.block = Block::Between;
+                return Ok(if self.last_block {
+                    Stop::End
+                } else {
+                    Stop::Boundary
+                });
             }
             let index = usize::from(symbol - 257);
             let (Some(&base), Some(&extra)) = (LENGTH_BASE.get(index), LENGTH_EXTRA.get(index))
             else {
-                return Err(InflateError::Corrupt);
+                return Err(bits.or_incomplete(InflateError::Corrupt, used));
             };
             word >>= used;
             let mut total = used + u32::from(extra);
             let length = usize::from(base) + (word & ((1 << extra) - 1)) as usize;
             word >>= extra;
-            let (index, used) = self.distances.lookup(word)?;
+            let (index, used) = distances
+                .lookup(word)
+                .map_err(|e| bits.or_incomplete(e, total + 1))?;
             let index = usize::from(index);
             let (Some(&base), Some(&extra)) = (DISTANCE_BASE.get(index), DISTANCE_EXTRA.get(index))
             else {
-                return Err(InflateError::Corrupt);
+                return Err(bits.or_incomplete(InflateError::Corrupt, total + used));
             };
             word >>= used;
             total += used + u32::from(extra);
             let distance = usize::from(base) + (word & ((1 << extra) - 1)) as usize;
-            self.bits.consume(total)?;
+            bits.consume(total)?;
             sink.copy(distance, length)?;
         }
         Ok(Stop::Full)

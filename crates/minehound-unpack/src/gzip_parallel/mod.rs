@@ -147,13 +147,16 @@ struct Board {
     ahead: usize,
     /// `None`: no usable start in that chunk.
     done: BTreeMap<usize, Option<Decoded>>,
+    /// Where the workers still at work decode their chunk from: a chunk
+    /// still searched for a start is not waited for.
+    starts: BTreeMap<usize, u64>,
     workers: usize,
 }
 
 impl Shared {
     /// Where chunk `index` is searched from.
     fn nominal(&self, index: usize) -> u64 {
-        let end = self.source.size() * 8;
+        let end = self.source.size().saturating_mul(8);
         (self.body + index as u64 * self.chunk_bytes * 8).min(end)
     }
 
@@ -179,7 +182,11 @@ impl Shared {
                 .ok()
                 .flatten();
             let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            board.done.insert(index, decoded);
+            board.starts.remove(&index);
+            // A chunk the ordered decoder moved past is of no use.
+            if index >= board.wanted {
+                board.done.insert(index, decoded);
+            }
             self.changed.notify_all();
         }
     }
@@ -188,10 +195,15 @@ impl Shared {
     /// the first block boundary in the next chunk.
     fn decode_chunk(&self, index: usize) -> Option<Decoded> {
         let (from, to) = (self.nominal(index), self.nominal(index + 1));
-        let starts = search::block_starts(self.source.as_ref(), from, to).ok()?;
+        let starts = search::block_starts(self.source.as_ref(), from, to, &self.stop).ok()?;
         for start in starts.take(TRIES) {
             if self.stop.load(Ordering::Relaxed) {
                 return None;
+            }
+            {
+                let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                board.starts.insert(index, start);
+                self.changed.notify_all();
             }
             match self.decode_from(start, to) {
                 Ok(decoded) => return Some(decoded),
@@ -207,7 +219,7 @@ impl Shared {
     fn decode_from(&self, start: u64, to: u64) -> Result<Decoded, InflateError> {
         let mut inflater = Inflater::at(self.source.clone(), start);
         let mut marked = MarkerSink {
-            out: Vec::with_capacity(4 * self.chunk_bytes as usize),
+            out: Vec::with_capacity(self.chunk_bytes as usize),
             last_marker: None,
         };
         let mut bytes: Option<ByteSink> = None;
@@ -331,7 +343,9 @@ impl ParallelGzip {
                 // Chunk 0 is decoded in order: its start is known.
                 next_claim: 1,
                 wanted: 1,
-                ahead: threads,
+                // One more than the workers: a worker always has a chunk
+                // to take while this thread joins another.
+                ahead: threads + 1,
                 ..Board::default()
             }),
             changed: Condvar::new(),
@@ -379,7 +393,8 @@ impl ParallelGzip {
     }
 
     /// The worker's chunk that starts at the ordered decoder's position, if
-    /// one does; waits for a chunk only when the position is inside it.
+    /// one does: waits for the chunk the position is in, unless its worker
+    /// decodes it from a start already passed.
     fn chunk_here(&mut self) -> Option<Decoded> {
         let position = self.inflater.position();
         loop {
@@ -405,8 +420,13 @@ impl ParallelGzip {
                 if let Some(decoded) = board.done.remove(&index) {
                     break decoded;
                 }
-                if board.workers == 0 {
-                    break None;
+                match board.starts.get(&index) {
+                    _ if board.workers == 0 => break None,
+                    Some(&start) if start >= position => {}
+                    // Decoded from a start already passed: of no use.
+                    Some(_) => break None,
+                    // Searched for a start (a bounded search), or soon.
+                    None => {}
                 }
                 board = self
                     .shared
@@ -417,11 +437,13 @@ impl ParallelGzip {
             drop(board);
             match decoded {
                 Some(decoded) => self.waiting = Some((index, decoded)),
-                // No start in that chunk: decode on into the next one.
-                None if position >= self.shared.nominal(index + 1) => self.advance(index + 1),
+                // No start in that chunk, or one passed: decode on, into
+                // the next chunk if need be.
                 None => {
                     self.advance(index + 1);
-                    return None;
+                    if position < self.shared.nominal(index + 1) {
+                        return None;
+                    }
                 }
             }
         }
@@ -557,7 +579,11 @@ impl ParallelGzip {
     }
 
     fn finish_workers(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        {
+            // Under the lock: a worker about to wait sees it, or is woken.
+            let _board = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.stop.store(true, Ordering::Relaxed);
+        }
         self.shared.changed.notify_all();
         for handle in self.threads.drain(..) {
             let _ = handle.join();
@@ -811,6 +837,23 @@ mod tests {
         same_both_ways(&bomb, 3, 4 << 10, 1 << 20);
         same_both_ways(&blob, 3, 64 << 10, data.len() as u64);
         same_both_ways(&blob, 3, 64 << 10, data.len() as u64 - 1);
+    }
+
+    /// Inputs the fuzzer found.
+    #[test]
+    fn found_by_fuzzing() {
+        let cases: [&[u8]; 1] = [
+            // A dynamic header whose code lengths run past the end.
+            &[
+                0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x55, 0x00, 0x00, 0xff, 0xed, 0xf4, 0x01, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x72, 0x75, 0x99, 0x7a, 0x19, 0x41,
+            ],
+        ];
+        for case in cases {
+            for chunk in [1, 4, 256] {
+                same_both_ways(case, 3, chunk, u64::MAX);
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::ReadAt;
 use super::inflate::{Bits, Inflater};
@@ -34,13 +35,18 @@ impl ReadAt for Held {
     }
 }
 
+/// Full header checks one chunk may cost: stored data can hold any bits,
+/// headers that pass the first checks included.
+const MAX_HEADER_CHECKS: usize = 4096;
+
 /// The bit positions in `from..to` where a dynamic block's header parses,
-/// in order; read from `source` once.
-pub(crate) fn block_starts(
+/// in order, until `stop` (or too many near misses); read from `source` once.
+pub(crate) fn block_starts<'a>(
     source: &dyn ReadAt,
     from: u64,
     to: u64,
-) -> io::Result<impl Iterator<Item = u64>> {
+    stop: &'a AtomicBool,
+) -> io::Result<impl Iterator<Item = u64> + 'a> {
     let first = from / 8;
     let last = (to.div_ceil(8) + MAX_HEADER_BYTES).min(source.size());
     let mut bytes = vec![0u8; last.saturating_sub(first) as usize];
@@ -54,24 +60,48 @@ pub(crate) fn block_starts(
         }
     }
     bytes.truncate(filled);
-    let held: Arc<dyn ReadAt> = Arc::new(Held {
+    let held = Arc::new(Held {
         bytes,
         offset: first,
     });
-    Ok((from..to).filter(move |&bit| quick_check(held.as_ref(), bit) && header_parses(&held, bit)))
+    // One decoder checks every header that passes the first bits.
+    let mut checker = Inflater::over(Bits::at(held.clone(), from, 1024));
+    let mut checks = 0;
+    Ok((from..to)
+        .take_while(move |bit| bit % 4096 != 0 || !stop.load(Ordering::Relaxed))
+        .filter(move |&bit| {
+            let at = (bit / 8 - first) as usize;
+            if !quick_check(&held.bytes, at, (bit % 8) as u32) {
+                return false;
+            }
+            checks += 1;
+            checks <= MAX_HEADER_CHECKS && {
+                checker.restart(bit);
+                checker.start_block().is_ok()
+            }
+        }))
 }
 
-/// 64 bits from `bit` of the held bytes (zeros past their end).
-fn word(held: &dyn ReadAt, bit: u64) -> u64 {
-    let mut bytes = [0u8; 8];
-    let _ = held.read_at(&mut bytes, bit / 8);
-    u64::from_le_bytes(bytes) >> (bit % 8)
+/// 64 bits from byte `at`, shifted by `shift` (zeros past the end).
+#[inline]
+fn word(bytes: &[u8], at: usize, shift: u32) -> u64 {
+    let word = match bytes.get(at..at + 8) {
+        Some(b) => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut b = [0u8; 8];
+            let tail = bytes.get(at..).unwrap_or(&[]);
+            b[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(b)
+        }
+    };
+    word >> shift
 }
 
 /// The first bits: a non-last dynamic block, symbol counts in range and a
 /// complete code-length code.
-fn quick_check(held: &dyn ReadAt, bit: u64) -> bool {
-    let head = word(held, bit);
+#[inline]
+fn quick_check(bytes: &[u8], at: usize, shift: u32) -> bool {
+    let head = word(bytes, at, shift);
     if head & 7 != 0b100 {
         return false;
     }
@@ -79,7 +109,9 @@ fn quick_check(held: &dyn ReadAt, bit: u64) -> bool {
         return false;
     }
     let code_lengths = ((head >> 13) & 15) as u32 + 4;
-    let lengths = word(held, bit + 17);
+    // Bit 17 on: 57 bits at most, past what one shifted word holds.
+    let bit17 = u64::from(shift) + 17;
+    let lengths = word(bytes, at + (bit17 / 8) as usize, (bit17 % 8) as u32);
     let mut kraft = 0u32;
     for i in 0..code_lengths {
         let length = ((lengths >> (3 * i)) & 7) as u32;
@@ -88,10 +120,4 @@ fn quick_check(held: &dyn ReadAt, bit: u64) -> bool {
         }
     }
     kraft == 1 << 7
-}
-
-fn header_parses(held: &Arc<dyn ReadAt>, bit: u64) -> bool {
-    Inflater::over(Bits::at(held.clone(), bit, 1024))
-        .start_block()
-        .is_ok()
 }
