@@ -21,7 +21,7 @@
 //!   and each layer inflated in turn by minehound's parallel inflater (one
 //!   stream, several threads from several offsets), on all cores;
 //! - with one layer, the scan again with that layer inflated by all cores
-//!   (`gzip_inflaters`: by default only from four workers up);
+//!   (`gzip_inflaters`: by default only from six workers up);
 //! - minehound cold (no cache) on one worker (`--jobs 1`: no read-ahead
 //!   thread either) and on all cores, and again with a warm layer cache;
 //! - minehound's peak RSS;

@@ -499,7 +499,7 @@ pub struct ScanOptions {
 
     /// Threads that inflate one large gzip layer side by side, when it is
     /// read from a file (an OCI layout, an image archive); 0 for one thread
-    /// (default: half of --jobs, at most 8, from 4 jobs up; 0 below).
+    /// (default: half of --jobs, at most 8, from 6 jobs up; 0 below).
     #[arg(long, value_name = "N", env = "MINEHOUND_GZIP_INFLATERS")]
     pub gzip_inflaters: Option<usize>,
 
