@@ -48,6 +48,21 @@ fn layer_pipeline(c: &mut Criterion) {
             v.0
         })
     });
+    // Inflate alone: flate2 on one thread, and minehound's inflater from
+    // several offsets with one worker thread (what a thread decodes at,
+    // markers and joining included) and with one per core.
+    group.bench_function("inflate, flate2", |b| {
+        b.iter(|| {
+            let mut inflated = flate2::read::MultiGzDecoder::new(&blob[..]);
+            std::io::copy(&mut inflated, &mut std::io::sink()).unwrap()
+        })
+    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for threads in [1, cores] {
+        group.bench_function(format!("inflate, from offsets, {threads} threads"), |b| {
+            b.iter(|| parallel_inflate(&blob, threads))
+        });
+    }
     group.bench_function("full pipeline (verify, classify, hash, YARA)", |b| {
         let mut detector = Detector::new(scanner.signatures());
         b.iter(|| {
@@ -102,6 +117,20 @@ fn layer_pipeline(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The blob through `pump_decompressed_at` on `threads` threads, into nothing.
+fn parallel_inflate(blob: &[u8], threads: usize) -> u64 {
+    let at: std::sync::Arc<dyn minehound_unpack::ReadAt> = std::sync::Arc::new(blob.to_vec());
+    let (pump, mut inflated) = minehound_unpack::read_ahead();
+    std::thread::scope(|scope| {
+        let pumping = scope.spawn(move || {
+            minehound_unpack::pump_decompressed_at(blob, at, threads, u64::MAX, 0, &pump)
+        });
+        let n = std::io::copy(&mut inflated, &mut std::io::sink()).unwrap();
+        assert!(pumping.join().unwrap().complete);
+        n
+    })
 }
 
 fn tempfile_with(bytes: &[u8]) -> std::path::PathBuf {

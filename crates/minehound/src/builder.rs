@@ -110,9 +110,9 @@ impl ScannerBuilder {
     /// Threads that inflate one gzip layer side by side, when the layer is a
     /// file (an OCI layout, an image archive) read ahead of its checks.
     /// Default: half the workers, at most 8, from 6 workers up; none below.
-    /// A thread inflating from an offset runs at about two thirds of zlib's
-    /// speed, and checking a byte costs about twice inflating it, so one
-    /// inflating thread keeps a few cores busy: the extra work pays from
+    /// A thread inflating from an offset runs at a half to two thirds of
+    /// zlib's speed, and checking a byte costs about twice inflating it, so
+    /// one inflating thread keeps a few cores busy: the extra work pays from
     /// about six cores. Reports are the same either way.
     pub fn gzip_inflaters(mut self, threads: usize) -> Self {
         self.gzip_inflaters = Some(threads);

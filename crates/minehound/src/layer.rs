@@ -248,9 +248,16 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
 /// A layer blob's file, to be read at any offset.
 pub(crate) fn open_blob_file(file: &BlobFile) -> std::io::Result<Arc<dyn ReadAt>> {
     let opened = std::fs::File::open(&file.path)?;
+    let meta = opened.metadata()?;
+    // The store opened it as a regular file already; it still must be one.
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    // A member may claim more than its archive holds: what is there, as a
+    // stream reading it would find.
     let (offset, len) = match file.range {
-        Some(range) => range,
-        None => (0, opened.metadata()?.len()),
+        Some((offset, len)) => (offset, len.min(meta.len().saturating_sub(offset))),
+        None => (0, meta.len()),
     };
     Ok(Arc::new(FileRange::new(opened, offset, len)))
 }

@@ -147,9 +147,10 @@ struct Board {
     ahead: usize,
     /// `None`: no usable start in that chunk.
     done: BTreeMap<usize, Option<Decoded>>,
-    /// Where the workers still at work decode their chunk from: a chunk
-    /// still searched for a start is not waited for.
+    /// Where the workers at work decode their chunk from: the ordered
+    /// decoder does not wait for a chunk decoded from a start it passed.
     starts: BTreeMap<usize, u64>,
+    /// Workers still running: with none, nothing is waited for.
     workers: usize,
 }
 
@@ -218,8 +219,9 @@ impl Shared {
 
     fn decode_from(&self, start: u64, to: u64) -> Result<Decoded, InflateError> {
         let mut inflater = Inflater::at(self.source.clone(), start);
+        // Markers last a few hundred KiB into a chunk of binaries.
         let mut marked = MarkerSink {
-            out: Vec::with_capacity(self.chunk_bytes as usize),
+            out: Vec::with_capacity(WINDOW * 16),
             last_marker: None,
         };
         let mut bytes: Option<ByteSink> = None;
@@ -246,9 +248,10 @@ impl Shared {
                     if bytes.is_none() && marked.window_known() {
                         // From here on only known bytes can be copied.
                         let tail = &marked.out[marked.out.len() - WINDOW..];
-                        bytes = Some(ByteSink {
-                            out: tail.iter().map(|&s| s as u8).collect(),
-                        });
+                        // Room for what 2 MiB of binaries or text inflate to.
+                        let mut out = Vec::with_capacity(4 * self.chunk_bytes as usize);
+                        out.extend(tail.iter().map(|&s| s as u8));
+                        bytes = Some(ByteSink { out });
                     }
                     continue;
                 }
@@ -458,17 +461,18 @@ impl ParallelGzip {
         self.shared.changed.notify_all();
     }
 
-    /// Hands on the output after the window and keeps the last 32 KiB.
+    /// Hands on the output after the window (the buffer itself, not a
+    /// copy) and keeps the last 32 KiB.
     fn hand_on(&mut self) {
         let fresh = &self.sink.out[self.window_len..];
         self.crc.update(fresh);
         self.total += fresh.len() as u64;
-        self.piece.clear();
-        self.piece.extend_from_slice(fresh);
-        self.piece_pos = 0;
         let keep = self.sink.out.len().min(WINDOW);
-        let from = self.sink.out.len() - keep;
-        self.sink.out.drain(..from);
+        let mut window = std::mem::take(&mut self.piece);
+        window.clear();
+        window.extend_from_slice(&self.sink.out[self.sink.out.len() - keep..]);
+        self.piece = std::mem::replace(&mut self.sink.out, window);
+        self.piece_pos = self.window_len;
         self.window_len = keep;
     }
 

@@ -1,6 +1,6 @@
-//! A layer's files checked by every idle worker give the report one worker
-//! gives, byte for byte: findings, skipped files and their order, counts,
-//! and errors.
+//! A layer's files checked by every idle worker, and a layer inflated by
+//! several threads, give the report one worker gives, byte for byte:
+//! findings, skipped files and their order, counts, and errors.
 
 use minehound::{Limits, PlatformChoice, Scanner, ScannerBuilder};
 use minehound_testdata::hostile::{
@@ -73,6 +73,20 @@ fn scanner(jobs: usize) -> Scanner {
         .unwrap()
 }
 
+/// Four workers, and `inflaters` threads inflating a gzip layer file that
+/// is read ahead (by default none on four workers).
+fn inflating_scanner(inflaters: usize) -> Scanner {
+    ScannerBuilder::new()
+        .jobs(4)
+        .gzip_inflaters(inflaters)
+        .limits(Limits {
+            max_file_size: 64 * 1024,
+            ..Limits::default()
+        })
+        .build()
+        .unwrap()
+}
+
 /// The report (or the error) as JSON text.
 fn outcome(scanner: &Scanner, target: &str) -> String {
     match scan_with(scanner, target, PlatformChoice::Host) {
@@ -101,6 +115,11 @@ fn files_spread_over_workers_give_the_report_one_worker_gives() {
         ),
     ];
     let (one, four) = (scanner(1), scanner(4));
+    // Four workers, a gzip layer read ahead inflated by three threads
+    // besides. These layers are small (a block or a few each): their
+    // inflating thread decodes them alone, through the same decoder the
+    // threads use (the large layer below has them take chunks).
+    let inflating = inflating_scanner(3);
     for (name, image) in &fixtures {
         let target = layout(&dir.path().join(name), image);
         let alone = outcome(&one, &target);
@@ -112,6 +131,11 @@ fn files_spread_over_workers_give_the_report_one_worker_gives() {
                 "{name}, run {run}: reports differ\n--- one worker\n{alone}\n--- four\n{shared}"
             );
         }
+        let inflated = outcome(&inflating, &target);
+        assert!(
+            inflated == alone,
+            "{name}: reports differ\n--- one worker\n{alone}\n--- inflating side by side\n{inflated}"
+        );
         if *name == "mixed" {
             let report = scan_with(&one, &target, PlatformChoice::Host).unwrap();
             assert_accounting(&report);
@@ -292,18 +316,7 @@ fn one_gzip_layer_inflated_by_several_threads_gives_the_report_one_thread_gives(
     // Also as skopeo's own gzip writer compresses it.
     let skopeo = skopeo_copy(&ours_dir, &dir.path().join("skopeo"), "gzip");
     let one = scanner(1);
-    let inflating = |inflaters| {
-        ScannerBuilder::new()
-            .jobs(4)
-            .gzip_inflaters(inflaters)
-            .limits(Limits {
-                max_file_size: 64 * 1024,
-                ..Limits::default()
-            })
-            .build()
-            .unwrap()
-    };
-    let (three, none) = (inflating(3), inflating(0));
+    let (three, none) = (inflating_scanner(3), inflating_scanner(0));
     for target in [&ours, &skopeo] {
         let alone = outcome(&one, target);
         assert!(!alone.starts_with("error"), "{alone}");
