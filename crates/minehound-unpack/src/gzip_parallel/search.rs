@@ -50,15 +50,7 @@ pub(crate) fn block_starts<'a>(
     let first = from / 8;
     let last = (to.div_ceil(8) + MAX_HEADER_BYTES).min(source.size());
     let mut bytes = vec![0u8; last.saturating_sub(first) as usize];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match source.read_at(&mut bytes[filled..], first + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let filled = super::read_at_full(source, &mut bytes, first)?;
     bytes.truncate(filled);
     let held = Arc::new(Held {
         bytes,

@@ -198,6 +198,20 @@ fn skopeo_copy(from: &std::path::Path, to: &std::path::Path, format: &str) -> St
     format!("oci:{}", to.display())
 }
 
+/// [`skopeo_copy`], then 64 bytes in the middle of its largest layer blob
+/// flipped.
+fn damaged_copy(from: &std::path::Path, to: &std::path::Path, format: &str) -> String {
+    let target = skopeo_copy(from, to, format);
+    let path = &layer_blobs(to)[0];
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 64] {
+        *byte ^= 0x55;
+    }
+    std::fs::write(path, bytes).unwrap();
+    target
+}
+
 /// The layer blobs of a layout, largest first.
 fn layer_blobs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut blobs: Vec<_> = std::fs::read_dir(dir.join("blobs/sha256"))
@@ -264,15 +278,7 @@ fn zstd_chunked_frames_decoded_side_by_side_give_the_report_one_worker_gives() {
     // at the same entry, either way. (libzstd's own words depend on the
     // buffers it decodes into: "Data corruption detected" or "Destination
     // buffer is too small" for the same bytes.)
-    let damaged_dir = dir.path().join("damaged");
-    let damaged = skopeo_copy(&gzip_dir, &damaged_dir, "zstd:chunked");
-    let path = &layer_blobs(&damaged_dir)[0];
-    let mut bytes = std::fs::read(path).unwrap();
-    let middle = bytes.len() / 2;
-    for byte in &mut bytes[middle..middle + 64] {
-        *byte ^= 0x55;
-    }
-    std::fs::write(path, bytes).unwrap();
+    let damaged = damaged_copy(&gzip_dir, &dir.path().join("damaged"), "zstd:chunked");
     let alone = outcome(&one, &damaged);
     let side_by_side = outcome(&four, &damaged);
     let ours = |outcome: &str| outcome.rsplit_once(": ").unwrap().0.to_string();
@@ -344,15 +350,7 @@ fn one_gzip_layer_inflated_by_several_threads_gives_the_report_one_thread_gives(
     assert!(taken >= 6, "chunks taken from the inflaters: {taken}");
 
     // Damaged in the middle of the stream: the same error at the same entry.
-    let damaged_dir = dir.path().join("damaged");
-    let damaged = skopeo_copy(&ours_dir, &damaged_dir, "gzip");
-    let path = &layer_blobs(&damaged_dir)[0];
-    let mut bytes = std::fs::read(path).unwrap();
-    let middle = bytes.len() / 2;
-    for byte in &mut bytes[middle..middle + 64] {
-        *byte ^= 0x55;
-    }
-    std::fs::write(path, bytes).unwrap();
+    let damaged = damaged_copy(&ours_dir, &dir.path().join("damaged"), "gzip");
     let alone = outcome(&one, &damaged);
     assert!(
         alone.contains("corrupt or truncated layer data after"),
