@@ -37,8 +37,12 @@ pub fn serve(args: ServeArgs, config: ConfigChoice<'_>) -> Result<ExitCode> {
             default_state_dir().context("no state directory: set --state-dir (HOME is not set)")?
         }
     };
+    // One task thread per worker, and as many again: a scan stopped at its
+    // deadline gives its thread back only at its next block or file, and a
+    // new job must not wait behind it with its own deadline running.
     let scanner = settings
         .take_builder()
+        .tasks(args.workers.max(1).saturating_mul(2))
         .build()
         .context("cannot prepare the scanner")?;
     // Every platform of a multi-platform image, unless one was picked.

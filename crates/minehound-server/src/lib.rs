@@ -194,7 +194,9 @@ impl ServerBuilder {
     }
 
     /// How many images are scanned at once (default 2). Layers of all of
-    /// them share the scanner's threads.
+    /// them share the scanner's threads. Build the scanner with at least as
+    /// many [task threads](minehound::ScannerBuilder::tasks), better twice
+    /// as many: a scan waiting for one is already within its job deadline.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -301,6 +303,13 @@ impl ServerBuilder {
                 (store::JobStore::Files(store), ended)
             }
         };
+        if self.scanner.tasks() < self.workers {
+            tracing::warn!(
+                workers = self.workers,
+                tasks = self.scanner.tasks(),
+                "the scanner runs fewer scans at once than there are workers: jobs will wait for a task thread, their deadline running"
+            );
+        }
         let settings = service::ScanSettings {
             registry: self.registry,
             platform: self.platform,

@@ -232,6 +232,12 @@ impl Scanner {
         self.gzip_chunks.load(Ordering::Relaxed)
     }
 
+    /// How many blocking calls run at once on the task threads (see
+    /// [`ScannerBuilder::tasks`](crate::ScannerBuilder::tasks)).
+    pub fn tasks(&self) -> usize {
+        self.tasks.limit()
+    }
+
     /// A detector over this scanner's signatures, with its time limit per file.
     pub(crate) fn detector(&self) -> Detector<'_> {
         Detector::with_timeout(&self.signatures, self.file_timeout)
