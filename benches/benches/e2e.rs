@@ -30,7 +30,8 @@
 //! - whole `minehound scan` processes of each binary named in
 //!   `MINEHOUND_BENCH_BINARIES=A:B` (the release and the dist build, say;
 //!   default `target/release/minehound` when built), cold and on a warm
-//!   cache, best of three, alternating, start-up included.
+//!   cache, best of three, alternating, start-up included, and cold again
+//!   with the layout piped in as a tar (`tar -c | minehound scan -`).
 //!
 //! `cargo bench -p minehound-bench --bench e2e`
 
@@ -345,15 +346,20 @@ fn main() {
         .unwrap_or_default();
     let binaries: Vec<&str> = binaries.split(':').filter(|b| !b.is_empty()).collect();
     let process_cache = tempfile::tempdir().expect("temp dir");
-    let cold_processes = time_binaries(&binaries, &target, None);
+    let from_layout = Input::Target(&target);
+    let cold_processes = time_binaries(&binaries, &from_layout, None);
+    let piped_processes = time_binaries(&binaries, &Input::Piped(&image.layout), None);
     // Each binary fills its cache once (they differ in build), then the best
     // of three warm runs.
     for binary in &binaries {
-        time_binaries(&[binary], &target, Some(process_cache.path()));
+        time_binaries(&[binary], &from_layout, Some(process_cache.path()));
     }
-    let warm_processes = time_binaries(&binaries, &target, Some(process_cache.path()));
-    for ((binary, cold_process), warm_process) in
-        binaries.iter().zip(cold_processes).zip(warm_processes)
+    let warm_processes = time_binaries(&binaries, &from_layout, Some(process_cache.path()));
+    for (((binary, cold_process), piped_process), warm_process) in binaries
+        .iter()
+        .zip(cold_processes)
+        .zip(piped_processes)
+        .zip(warm_processes)
     {
         // target/PROFILE/minehound: named by its profile.
         let path = Path::new(binary);
@@ -361,6 +367,12 @@ fn main() {
         let size = fs::metadata(path).map_or(0, |m| m.len());
         let name = format!("minehound scan, {} ({} MiB)", profile.display(), size >> 20);
         row(&format!("{name}, cold"), cold_process);
+        row(&format!("{name}, piped, cold"), piped_process);
+        println!(
+            "{:<46} {:>7.2}x",
+            "  piped / from the layout",
+            piped_process.as_secs_f64() / cold_process.as_secs_f64()
+        );
         row(&format!("{name}, warm"), warm_process);
         println!(
             "{:<46} {:>7.2} % of the cold process ({:.1} ms)",
@@ -434,7 +446,16 @@ fn zstd_chunked_rows(layout: &Path, copy: &Path, cores: usize) -> ZstdChunked {
 /// The best of three `BINARY scan TARGET` runs of each binary, taking turns so
 /// that a change in the machine's load falls on all of them alike.
 /// With `cache`, on the layer cache there (`--cache-dir`), else with none.
-fn time_binaries(binaries: &[&str], target: &str, cache: Option<&Path>) -> Vec<Duration> {
+/// What a timed `minehound scan` process reads.
+enum Input<'a> {
+    /// A target on its command line.
+    Target(&'a str),
+    /// A tar of this OCI layout on its stdin (`tar -c | minehound scan -`):
+    /// read once, front to back, each layer spooled to a file.
+    Piped(&'a Path),
+}
+
+fn time_binaries(binaries: &[&str], input: &Input, cache: Option<&Path>) -> Vec<Duration> {
     let mut best = vec![Duration::MAX; binaries.len()];
     for _ in 0..3 {
         for (binary, best) in binaries.iter().zip(&mut best) {
@@ -444,11 +465,31 @@ fn time_binaries(binaries: &[&str], target: &str, cache: Option<&Path>) -> Vec<D
                 Some(dir) => command.arg("--cache-dir").arg(dir),
                 None => command.arg("--no-cache"),
             };
+            command.args(["--format", "json", "--output", "/dev/null"]);
             let t = Instant::now();
-            let status = command
-                .args(["--format", "json", "--output", "/dev/null", target])
-                .status()
-                .unwrap_or_else(|e| panic!("{binary}: {e}"));
+            let mut tar = match input {
+                Input::Target(target) => {
+                    command.arg(target);
+                    None
+                }
+                Input::Piped(layout) => {
+                    let mut tar = Command::new("tar")
+                        .arg("-C")
+                        .arg(layout)
+                        .args(["-cf", "-", "."])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .expect("tar");
+                    command
+                        .arg("-")
+                        .stdin(tar.stdout.take().expect("tar's stdout"));
+                    Some(tar)
+                }
+            };
+            let status = command.status().unwrap_or_else(|e| panic!("{binary}: {e}"));
+            if let Some(tar) = &mut tar {
+                assert!(tar.wait().expect("tar").success(), "tar failed");
+            }
             let took = t.elapsed();
             // 0 clean, 1 findings; 2 is a failed scan.
             assert!(

@@ -245,21 +245,35 @@ pub(crate) fn scan_layer_blob_ahead<'s>(
     })
 }
 
-/// A layer blob's file, to be read at any offset.
-pub(crate) fn open_blob_file(file: &BlobFile) -> std::io::Result<Arc<dyn ReadAt>> {
-    let opened = std::fs::File::open(&file.path)?;
-    let meta = opened.metadata()?;
-    // The store opened it as a regular file already; it still must be one.
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+/// Where a layer blob's bytes can also be read at any offset.
+pub(crate) enum BlobAt {
+    /// A file a store names, opened only when wanted.
+    Named(BlobFile),
+    /// A file already open: a piped archive's layer, spooled.
+    Spooled(std::fs::File),
+}
+
+impl BlobAt {
+    /// The blob, to be read at any offset.
+    pub(crate) fn open(&self) -> std::io::Result<Arc<dyn ReadAt>> {
+        let (opened, range) = match self {
+            BlobAt::Named(file) => (std::fs::File::open(&file.path)?, file.range),
+            // `read_at` leaves the file's position (its reader's) alone.
+            BlobAt::Spooled(file) => (file.try_clone()?, None),
+        };
+        let meta = opened.metadata()?;
+        // The store opened it as a regular file already; it still must be one.
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        // A member may claim more than its archive holds: what is there, as
+        // a stream reading it would find.
+        let (offset, len) = match range {
+            Some((offset, len)) => (offset, len.min(meta.len().saturating_sub(offset))),
+            None => (0, meta.len()),
+        };
+        Ok(Arc::new(FileRange::new(opened, offset, len)))
     }
-    // A member may claim more than its archive holds: what is there, as a
-    // stream reading it would find.
-    let (offset, len) = match file.range {
-        Some((offset, len)) => (offset, len.min(meta.len().saturating_sub(offset))),
-        None => (0, meta.len()),
-    };
-    Ok(Arc::new(FileRange::new(opened, offset, len)))
 }
 
 /// Threads to decode a zstd layer's frames, and a gzip layer file with the

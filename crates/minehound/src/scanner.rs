@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use minehound_detect::{Detector, Signatures};
-use minehound_oci::{
-    BlobFile, BlobLocation, BlobStore, Image, Layer, Opened, Pushed, RegistryOptions,
-};
+use minehound_oci::{BlobLocation, BlobStore, Image, Layer, Opened, Pushed, RegistryOptions};
 use minehound_report::{Report, SignatureSet};
 use minehound_unpack::Limits;
 use rayon::prelude::*;
@@ -17,8 +15,7 @@ use rayon::prelude::*;
 use crate::cache::{BlobStamp, CacheKey, Claim, LayerCache};
 use crate::config::config_findings;
 use crate::layer::{
-    Decoders, LayerScan, contain_layer_panic, open_blob_file, scan_layer_blob_ahead,
-    scan_layer_blob_helped,
+    BlobAt, Decoders, LayerScan, contain_layer_panic, scan_layer_blob_ahead, scan_layer_blob_helped,
 };
 use crate::layer_share::{Helpers, Release};
 use crate::merge::{ScannedImage, build_report};
@@ -238,6 +235,23 @@ impl Scanner {
         self.tasks.limit()
     }
 
+    /// This scanner's workers, lent to a layer's reader to check its files;
+    /// `layers_waiting` says whether layers of the same scan still wait for
+    /// a worker (they go first).
+    pub(crate) fn helpers<'p, 's: 'p>(
+        &'s self,
+        detector: &'p (dyn Fn() -> Detector<'s> + Sync),
+        layers_waiting: &'p (dyn Fn() -> bool + Sync),
+    ) -> Helpers<'p, 's> {
+        Helpers {
+            jobs: self.pool.current_num_threads(),
+            busy: &self.busy,
+            shared: &self.files_shared,
+            detector,
+            layers_waiting,
+        }
+    }
+
     /// A detector over this scanner's signatures, with its time limit per file.
     pub(crate) fn detector(&self) -> Detector<'_> {
         Detector::with_timeout(&self.signatures, self.file_timeout)
@@ -352,13 +366,7 @@ impl Scanner {
         // of those still being read.
         let detector = || self.detector();
         let layers_waiting = || started.load(Ordering::SeqCst) < to_scan.len();
-        let helpers = Helpers {
-            jobs,
-            busy: &self.busy,
-            shared: &self.files_shared,
-            detector: &detector,
-            layers_waiting: &layers_waiting,
-        };
+        let helpers = self.helpers(&detector, &layers_waiting);
         results.extend(self.par_map(&to_scan, |detector, (layer, key)| {
             if watch.cancelled() {
                 started.fetch_add(1, Ordering::SeqCst);
@@ -401,7 +409,9 @@ impl Scanner {
             // Stamped before reading, so a change while reading shows later.
             let stamp = self.blob_stamp(store, layer);
             // A layer file can also be inflated from several offsets at once.
-            let file = ahead.then(|| store.blob_file(&layer.location)).flatten();
+            let file = ahead
+                .then(|| store.blob_file(&layer.location).map(BlobAt::Named))
+                .flatten();
             let scan = store
                 .open(&layer.location)
                 .map_err(LayerError::from)
@@ -457,7 +467,7 @@ impl Scanner {
     pub(crate) fn scan_blob<'s>(
         &'s self,
         blob: impl Read + Send,
-        file: Option<BlobFile>,
+        file: Option<BlobAt>,
         detector: &mut Detector<'s>,
         ahead: bool,
         helpers: Option<&Helpers<'_, 's>>,
@@ -473,7 +483,7 @@ impl Scanner {
                     frames_decoded: &self.zstd_frames,
                     gzip: file
                         .filter(|_| self.gzip_inflaters > 0)
-                        .and_then(|file| open_blob_file(&file).ok())
+                        .and_then(|file| file.open().ok())
                         .map(|at| (at, self.gzip_inflaters)),
                     gzip_chunks: &self.gzip_chunks,
                 };

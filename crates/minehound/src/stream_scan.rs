@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minehound_oci::{BlobLocation, BlobStore, PlatformChoice};
 
-use crate::layer::{LayerScan, contain_layer_panic, scan_layer_blob};
+use crate::layer::{BlobAt, LayerScan, contain_layer_panic, scan_layer_blob};
+use crate::layer_share::Release;
 use crate::merge::ScannedImage;
 use crate::scanner::{assemble, take_shared};
 use crate::{Error, LayerError, Scanner};
@@ -66,7 +68,10 @@ impl Scanner {
     /// an unnamed temporary file that a worker scans while the stream goes on,
     /// so the layers of a piped archive are scanned in parallel. The queue is
     /// bounded: at most about twice the workers' count of compressed layers
-    /// sit on disk at once, and each is gone once scanned.
+    /// sit on disk at once, and each is gone once scanned. A layer taken while
+    /// no other waits and a worker is idle (an image of one large layer, say)
+    /// is read as one from a layout is: inflated ahead, from several offsets
+    /// where it is gzip, its files checked by the idle workers too.
     fn read_stream_spooled(
         &self,
         tar: impl Read,
@@ -76,6 +81,11 @@ impl Scanner {
         let jobs = self.pool.current_num_threads();
         let (queue, queued) = std::sync::mpsc::sync_channel::<(String, std::fs::File)>(jobs);
         let queued = std::sync::Mutex::new(queued);
+        // Spooled layers no worker has taken yet.
+        let waiting = AtomicUsize::new(0);
+        let detector = || self.detector();
+        let layers_waiting = || waiting.load(Ordering::SeqCst) > 0;
+        let helpers = self.helpers(&detector, &layers_waiting);
         let streamed =
             std::thread::scope(|scope| {
                 let workers: Vec<_> = (0..jobs)
@@ -89,10 +99,18 @@ impl Scanner {
                                     Err(_) => break,
                                 };
                                 let Ok((path, file)) = next else { break };
+                                waiting.fetch_sub(1, Ordering::SeqCst);
+                                let now_busy = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+                                let _busy = Release(&self.busy);
+                                let ahead = now_busy < jobs && waiting.load(Ordering::SeqCst) == 0;
+                                let at = ahead
+                                    .then(|| file.try_clone().ok().map(BlobAt::Spooled))
+                                    .flatten();
                                 let blob = std::io::BufReader::new(file);
+                                let helpers = self.share_files.then_some(&helpers);
                                 done.push((
                                     path,
-                                    self.scan_blob(blob, None, &mut detector, false, None),
+                                    self.scan_blob(blob, at, &mut detector, ahead, helpers),
                                 ));
                             }
                             done
@@ -104,7 +122,10 @@ impl Scanner {
                         blob,
                     ) {
                         Ok(file) => {
-                            let _ = queue.send((path.to_string(), file));
+                            waiting.fetch_add(1, Ordering::SeqCst);
+                            if queue.send((path.to_string(), file)).is_err() {
+                                waiting.fetch_sub(1, Ordering::SeqCst);
+                            }
                         }
                         Err(source) => {
                             scans.insert(path.to_string(), Err(LayerError::Spool(source)));

@@ -87,6 +87,17 @@ fn inflating_scanner(inflaters: usize) -> Scanner {
         .unwrap()
 }
 
+/// `image` as a gzip-compressed oci-archive at `path`: a target read once,
+/// front to back, as a piped archive is (each layer spooled to a file, then
+/// scanned from there while the stream goes on).
+fn streamed(path: &std::path::Path, image: &BuiltImage) -> String {
+    let file = std::fs::File::create(path).unwrap();
+    let mut compressed = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    minehound_testdata::write_oci_archive(&mut compressed, &[(image, Some("latest"))]).unwrap();
+    compressed.finish().unwrap();
+    format!("oci-archive:{}", path.display())
+}
+
 /// The report (or the error) as JSON text.
 fn outcome(scanner: &Scanner, target: &str) -> String {
     match scan_with(scanner, target, PlatformChoice::Host) {
@@ -136,6 +147,17 @@ fn files_spread_over_workers_give_the_report_one_worker_gives() {
             inflated == alone,
             "{name}: reports differ\n--- one worker\n{alone}\n--- inflating side by side\n{inflated}"
         );
+        // Piped: one worker reads the stream and its layers alone; more
+        // spool each layer and read it as from a layout.
+        let stream = streamed(&dir.path().join(format!("{name}.tar.gz")), image);
+        let alone = outcome(&one, &stream);
+        for scanner in [&four, &inflating] {
+            let spooled = outcome(scanner, &stream);
+            assert!(
+                spooled == alone,
+                "{name} piped: reports differ\n--- one worker\n{alone}\n--- spooled\n{spooled}"
+            );
+        }
         if *name == "mixed" {
             let report = scan_with(&one, &target, PlatformChoice::Host).unwrap();
             assert_accounting(&report);
@@ -348,6 +370,22 @@ fn one_gzip_layer_inflated_by_several_threads_gives_the_report_one_thread_gives(
     }
     let taken = three.gzip_chunks_inflated();
     assert!(taken >= 6, "chunks taken from the inflaters: {taken}");
+
+    // Piped, its one layer spooled: inflated from several offsets too, and
+    // its files checked by the idle workers, the report still one thread's.
+    let stream = streamed(&dir.path().join("piped.tar.gz"), &large_mixed_layer());
+    let alone = outcome(&one, &stream);
+    assert!(!alone.starts_with("error"), "{alone}");
+    let shared_before = three.files_shared();
+    assert_eq!(outcome(&three, &stream), alone);
+    assert!(
+        three.gzip_chunks_inflated() > taken,
+        "the spooled layer's chunks were inflated side by side"
+    );
+    assert!(
+        three.files_shared() > shared_before,
+        "the spooled layer's files were checked by helpers"
+    );
 
     // Damaged in the middle of the stream: the same error at the same entry.
     let damaged = damaged_copy(&ours_dir, &dir.path().join("damaged"), "gzip");
