@@ -80,7 +80,7 @@ pub fn config_panic_image() -> BuiltImage {
 }
 
 /// A one-layer image whose file stalls the rules engine for
-/// `minehound_detect::fault::STALL` (45 s), past any short job time limit.
+/// `minehound_detect::fault::STALL` (35 s), past any short job time limit.
 pub fn stalling_image() -> BuiltImage {
     one_file_image("/opt/stall.sh", fault_marker("stall", "rules-engine"))
 }

@@ -13,7 +13,7 @@
 pub const MARKER: &str = "MINEHOUND-FAULT:";
 
 /// How long a `stall` fault holds its thread.
-pub const STALL: std::time::Duration = std::time::Duration::from_secs(45);
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// Panics or stalls when `data` asks `component` to.
 #[cfg(feature = "fault-injection")]

@@ -80,17 +80,21 @@ impl Scanner {
     ) -> Result<minehound_oci::StreamedArchive, Error> {
         let jobs = self.pool.current_num_threads();
         let (queue, queued) = std::sync::mpsc::sync_channel::<(String, std::fs::File)>(jobs);
-        let queued = std::sync::Mutex::new(queued);
+        // Each worker holds the receiver: once none is left (a worker can end
+        // early, its detector refused), sending fails rather than blocks.
+        let queued = Arc::new(std::sync::Mutex::new(queued));
         // Spooled layers no worker has taken yet.
         let waiting = AtomicUsize::new(0);
         let detector = || self.detector();
         let layers_waiting = || waiting.load(Ordering::SeqCst) > 0;
         let helpers = self.helpers(&detector, &layers_waiting);
+        let (waiting, helpers) = (&waiting, &helpers);
         let streamed =
             std::thread::scope(|scope| {
                 let workers: Vec<_> = (0..jobs)
                     .map(|_| {
-                        scope.spawn(|| {
+                        let queued = Arc::clone(&queued);
+                        scope.spawn(move || {
                             let mut detector = self.detector();
                             let mut done = Vec::new();
                             loop {
@@ -103,11 +107,11 @@ impl Scanner {
                                 let now_busy = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
                                 let _busy = Release(&self.busy);
                                 let ahead = now_busy < jobs && waiting.load(Ordering::SeqCst) == 0;
-                                let at = ahead
+                                let at = (ahead && self.gzip_inflaters > 0)
                                     .then(|| file.try_clone().ok().map(BlobAt::Spooled))
                                     .flatten();
                                 let blob = std::io::BufReader::new(file);
-                                let helpers = self.share_files.then_some(&helpers);
+                                let helpers = self.share_files.then_some(helpers);
                                 done.push((
                                     path,
                                     self.scan_blob(blob, at, &mut detector, ahead, helpers),
@@ -117,6 +121,7 @@ impl Scanner {
                         })
                     })
                     .collect();
+                drop(queued);
                 let streamed =
                     minehound_oci::read_archive_stream(tar, name, &mut |path, blob| match spool(
                         blob,
