@@ -71,8 +71,10 @@ pub fn pump_decompressed<R: Read + Send>(
 /// (`at`, the same bytes as `blob`): a gzip stream is inflated by
 /// `inflaters` threads besides this one, in order: each
 /// thread takes a stretch of the compressed bytes, and this one joins
-/// them where they meet, decoding on its own wherever they do not. `blob` is still read to its end, on a thread
-/// of its own, so that its digest covers every byte.
+/// them where they meet, decoding on its own wherever they do not. `blob` is
+/// still read to its end, on a thread of its own, so that its digest covers
+/// every byte. The workers' chunks are paid from `out`'s budget as its deep
+/// chunks are.
 pub fn pump_decompressed_at<R: Read + Send>(
     blob: R,
     at: Arc<dyn ReadAt>,
@@ -92,7 +94,7 @@ pub fn pump_decompressed_at<R: Read + Send>(
         return pump_sniffed(compression, stream, limit, decoders, out);
     }
     let taken = Arc::new(AtomicU64::new(0));
-    let inflated = match ParallelGzip::new(at, inflaters, taken.clone()) {
+    let inflated = match ParallelGzip::new(at, inflaters, taken.clone(), out.budget()) {
         Err(e) => {
             out.fail(e);
             return Pumped::default();

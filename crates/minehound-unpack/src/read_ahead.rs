@@ -143,6 +143,12 @@ impl ReadAhead {
         self.chunks.send(Ok((chunk, reserved))).is_ok()
     }
 
+    /// The budget deep chunks are paid from, and the bytes left free in it:
+    /// a stage inflating ahead of this one pays from it the same way.
+    pub(crate) fn budget(&self) -> Option<(MemoryBudget, u64)> {
+        self.budget.clone()
+    }
+
     /// A chunk the other side is done with, to fill again.
     pub(crate) fn spare(&self) -> Option<Vec<u8>> {
         self.spare.try_recv().ok()

@@ -33,6 +33,8 @@ use std::thread::JoinHandle;
 
 use inflate::{ByteSink, InflateError, Inflater, MarkerSink, Stop, WINDOW, resolve};
 
+use crate::budget::{HandedOver, MemoryBudget};
+
 /// Compressed bytes per chunk: several MiB of output, so that a worker's
 /// search and the stretch it decodes with markers (up to a few hundred KiB
 /// of output in a layer of binaries: copies of copies of unknown bytes) are
@@ -41,11 +43,15 @@ const CHUNK_BYTES: u64 = 2 << 20;
 /// The smallest chunk: a small blob is cut into a few chunks per worker, so
 /// that every blob takes this path the same way, a fuzzer's too.
 const MIN_CHUNK_BYTES: u64 = 256;
-/// Output a worker may hold for one chunk (a marked symbol counts as one):
+/// Output bytes a worker may hold for one chunk (a marked symbol takes two):
 /// past it, the chunk is left to the ordered decoder (a bomb, or data that
 /// compresses very well). Binaries and text inflate to 3 to 5 times their
-/// compressed size: 6 to 10 MiB a chunk.
+/// compressed size: 6 to 10 MiB a chunk. A chunk paid from a memory budget
+/// reserves this much.
 const CHUNK_OUTPUT_CAP: usize = 16 << 20;
+/// Chunks the workers may hold at once outside a memory budget: with the
+/// budget spent, one worker still decodes ahead of the ordered decoder.
+const UNBUDGETED_CHUNKS: usize = 1;
 /// Candidate starts a worker decodes from before it gives its chunk up.
 const TRIES: usize = 4;
 /// Bytes the ordered decoder hands on at a time.
@@ -117,6 +123,19 @@ struct Decoded {
     marked: Vec<u16>,
     /// Bytes after that: the first 32 KiB repeat the end of `marked`.
     bytes: Vec<u8>,
+    /// The room it was decoded in, given back when it is taken or dropped.
+    room: Room,
+}
+
+/// What a chunk's memory is counted against.
+#[derive(Debug)]
+enum Room {
+    Nothing,
+    /// One of the [`UNBUDGETED_CHUNKS`].
+    Unbudgeted,
+    /// Paid from the budget, given back when dropped (held, never read); a
+    /// chunk may end on another thread than the worker that reserved it.
+    Budgeted(#[allow(dead_code)] HandedOver),
 }
 
 impl Decoded {
@@ -135,6 +154,9 @@ struct Shared {
     state: Mutex<Board>,
     changed: Condvar,
     stop: AtomicBool,
+    /// Whence chunks past the [`UNBUDGETED_CHUNKS`] are paid, leaving the
+    /// bytes given free; without one, chunks are bounded by `ahead` alone.
+    budget: Option<(MemoryBudget, u64)>,
 }
 
 #[derive(Default)]
@@ -152,6 +174,8 @@ struct Board {
     starts: BTreeMap<usize, u64>,
     /// Workers still running: with none, nothing is waited for.
     workers: usize,
+    /// Chunks held (claimed, decoded or waiting) in [`Room::Unbudgeted`].
+    unbudgeted: usize,
 }
 
 impl Shared {
@@ -163,7 +187,7 @@ impl Shared {
 
     fn worker(&self) {
         loop {
-            let index = {
+            let (index, room) = {
                 let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if self.stop.load(Ordering::Relaxed) || board.next_claim >= self.chunks {
@@ -171,11 +195,15 @@ impl Shared {
                         self.changed.notify_all();
                         return;
                     }
-                    if board.next_claim < board.wanted + board.ahead {
+                    if board.next_claim < board.wanted + board.ahead
+                        && let Some(room) = self.room(&mut board)
+                    {
                         board.next_claim = board.next_claim.max(board.wanted);
                         board.next_claim += 1;
-                        break board.next_claim - 1;
+                        break (board.next_claim - 1, room);
                     }
+                    // Woken when the ordered decoder moves on, which is also
+                    // when an unbudgeted chunk's room comes back.
                     board = self.changed.wait(board).unwrap_or_else(|e| e.into_inner());
                 }
             };
@@ -184,12 +212,55 @@ impl Shared {
                 .flatten();
             let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
             board.starts.remove(&index);
-            // A chunk the ordered decoder moved past is of no use.
-            if index >= board.wanted {
-                board.done.insert(index, decoded);
+            match decoded {
+                Some(decoded) if index >= board.wanted => {
+                    board.done.insert(index, Some(Decoded { room, ..decoded }));
+                }
+                // A chunk the ordered decoder moved past is of no use.
+                Some(decoded) => self.retire(&mut board, Decoded { room, ..decoded }),
+                None => {
+                    self.give_back(&mut board, room);
+                    if index >= board.wanted {
+                        board.done.insert(index, None);
+                    }
+                }
             }
             self.changed.notify_all();
         }
+    }
+
+    /// Room for one more chunk: an unbudgeted one, else one paid from the
+    /// budget (never waiting for it), else none until one comes back.
+    fn room(&self, board: &mut Board) -> Option<Room> {
+        let Some((budget, keep_free)) = &self.budget else {
+            return Some(Room::Nothing);
+        };
+        if board.unbudgeted < UNBUDGETED_CHUNKS {
+            board.unbudgeted += 1;
+            return Some(Room::Unbudgeted);
+        }
+        budget
+            .try_reserve_leaving(CHUNK_OUTPUT_CAP as u64, *keep_free)
+            .map(|paid| Room::Budgeted(paid.hand_over()))
+    }
+
+    /// Gives a chunk's room back (a budget's bytes go back when dropped).
+    fn give_back(&self, board: &mut Board, room: Room) {
+        if let Room::Unbudgeted = room {
+            board.unbudgeted -= 1;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Gives a chunk's room back, dropping it.
+    fn retire(&self, board: &mut Board, decoded: Decoded) {
+        self.give_back(board, decoded.room);
+    }
+
+    /// [`Self::retire`], taking the lock.
+    fn retire_unlocked(&self, decoded: Decoded) {
+        let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.retire(&mut board, decoded);
     }
 
     /// Decodes chunk `index` (from 1) from the first start found in it to
@@ -197,19 +268,30 @@ impl Shared {
     fn decode_chunk(&self, index: usize) -> Option<Decoded> {
         let (from, to) = (self.nominal(index), self.nominal(index + 1));
         let starts = search::block_starts(self.source.as_ref(), from, to, &self.stop).ok()?;
+        // Markers last a few hundred KiB into a chunk of binaries.
+        let mut buffers = (Vec::with_capacity(WINDOW * 16), Vec::new());
         for start in starts.take(TRIES) {
             if self.stop.load(Ordering::Relaxed) {
-                return None;
+                break;
             }
             {
                 let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 board.starts.insert(index, start);
                 self.changed.notify_all();
             }
-            match self.decode_from(start, to) {
-                Ok(decoded) => return Some(decoded),
+            match self.decode_from(start, to, &mut buffers) {
+                Ok((end, last)) => {
+                    return Some(Decoded {
+                        start,
+                        end,
+                        last,
+                        marked: buffers.0,
+                        bytes: buffers.1,
+                        room: Room::Nothing,
+                    });
+                }
                 // Too large to hold: another start would be too.
-                Err(InflateError::Io(_)) => return None,
+                Err(InflateError::Io(_)) => break,
                 // A false start, most likely: try the next one.
                 Err(_) => continue,
             }
@@ -217,54 +299,64 @@ impl Shared {
         None
     }
 
-    fn decode_from(&self, start: u64, to: u64) -> Result<Decoded, InflateError> {
+    /// Decodes from bit `start` into `buffers` (markers, then bytes once the
+    /// window is known) up to the first block boundary at or past `to`;
+    /// where it ended, and whether that is the end of the last block.
+    fn decode_from(
+        &self,
+        start: u64,
+        to: u64,
+        buffers: &mut (Vec<u16>, Vec<u8>),
+    ) -> Result<(u64, bool), InflateError> {
         let mut inflater = Inflater::at(self.source.clone(), start);
-        // Markers last a few hundred KiB into a chunk of binaries.
         let mut marked = MarkerSink {
-            out: Vec::with_capacity(WINDOW * 16),
+            out: std::mem::take(&mut buffers.0),
             last_marker: None,
         };
-        let mut bytes: Option<ByteSink> = None;
-        loop {
-            let held = marked.out.len() + bytes.as_ref().map_or(0, |b| b.out.len());
+        let mut bytes = ByteSink {
+            out: std::mem::take(&mut buffers.1),
+        };
+        marked.out.clear();
+        bytes.out.clear();
+        let result = loop {
+            // Empty until the window is known; then it starts with it.
+            let known = !bytes.out.is_empty();
+            let held = 2 * marked.out.len() + bytes.out.len();
             let room = CHUNK_OUTPUT_CAP.saturating_sub(held);
-            if room == 0 || self.stop.load(Ordering::Relaxed) {
-                return Err(InflateError::Io(io::ErrorKind::OutOfMemory.into()));
+            if room < 2 || self.stop.load(Ordering::Relaxed) {
+                break Err(InflateError::Io(io::ErrorKind::OutOfMemory.into()));
             }
-            let stop = match &mut bytes {
-                Some(sink) => {
-                    let limit = sink.out.len() + room;
-                    inflater.run(sink, limit)?
+            let stop = match known {
+                true => {
+                    let limit = bytes.out.len() + room;
+                    inflater.run(&mut bytes, limit)
                 }
-                None => {
-                    let limit = marked.out.len() + room;
-                    inflater.run(&mut marked, limit)?
+                false => {
+                    let limit = marked.out.len() + room / 2;
+                    inflater.run(&mut marked, limit)
                 }
             };
             match stop {
-                Stop::Full => continue,
-                Stop::End => {}
-                Stop::Boundary if inflater.position() < to => {
-                    if bytes.is_none() && marked.window_known() {
+                Err(e) => break Err(e),
+                Ok(Stop::Full) => continue,
+                Ok(Stop::Boundary) if inflater.position() < to => {
+                    if !known && marked.window_known() {
                         // From here on only known bytes can be copied.
                         let tail = &marked.out[marked.out.len() - WINDOW..];
-                        // Room for what 2 MiB of binaries or text inflate to.
-                        let mut out = Vec::with_capacity(4 * self.chunk_bytes as usize);
-                        out.extend(tail.iter().map(|&s| s as u8));
-                        bytes = Some(ByteSink { out });
+                        // Room for what 2 MiB of binaries or text inflate to,
+                        // but never past the cap: it is what a budget paid.
+                        let cap = CHUNK_OUTPUT_CAP.saturating_sub(2 * marked.out.len());
+                        let want = (4 * self.chunk_bytes as usize).min(cap);
+                        bytes.out.reserve_exact(want);
+                        bytes.out.extend(tail.iter().map(|&s| s as u8));
                     }
                     continue;
                 }
-                Stop::Boundary => {}
+                Ok(stop) => break Ok((inflater.position(), stop == Stop::End)),
             }
-            return Ok(Decoded {
-                start,
-                end: inflater.position(),
-                last: stop == Stop::End,
-                marked: marked.out,
-                bytes: bytes.map(|b| b.out).unwrap_or_default(),
-            });
-        }
+        };
+        *buffers = (marked.out, bytes.out);
+        result
     }
 }
 
@@ -313,15 +405,18 @@ pub(crate) struct ParallelGzip {
 
 impl ParallelGzip {
     /// A reader of `source`, a gzip stream, on `threads` workers; `None` if
-    /// its header is not one this reader parses (flate2 reads those).
+    /// its header is not one this reader parses (flate2 reads those). With
+    /// a `budget`, the workers' chunks past the first are paid from it,
+    /// leaving the bytes given free (see [`crate::read_ahead_within`]).
     pub(crate) fn new(
         source: Arc<dyn ReadAt>,
         threads: usize,
         taken: Arc<AtomicU64>,
+        budget: Option<(MemoryBudget, u64)>,
     ) -> io::Result<Option<Self>> {
         let per_worker = source.size() / (4 * threads.max(1) as u64);
         let chunk_bytes = per_worker.clamp(MIN_CHUNK_BYTES, CHUNK_BYTES);
-        Self::with_chunks(source, threads, taken, chunk_bytes)
+        Self::with_chunks(source, threads, taken, chunk_bytes, budget)
     }
 
     fn with_chunks(
@@ -329,6 +424,7 @@ impl ParallelGzip {
         threads: usize,
         taken: Arc<AtomicU64>,
         chunk_bytes: u64,
+        budget: Option<(MemoryBudget, u64)>,
     ) -> io::Result<Option<Self>> {
         let mut head = vec![0u8; MAX_HEADER.min(source.size() as usize)];
         let got = read_at_full(source.as_ref(), &mut head, 0)?;
@@ -353,6 +449,7 @@ impl ParallelGzip {
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            budget,
         });
         let mut handles = Vec::new();
         // Chunk 0 is this thread's.
@@ -411,6 +508,7 @@ impl ParallelGzip {
                     return None;
                 }
                 // Passed by: a false start.
+                self.shared.retire_unlocked(decoded);
                 self.advance(index + 1);
                 continue;
             }
@@ -457,7 +555,10 @@ impl ParallelGzip {
         let mut board = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         board.wanted = board.wanted.max(index);
         let wanted = board.wanted;
-        board.done.retain(|&i, _| i >= wanted);
+        let kept = board.done.split_off(&wanted);
+        for passed in std::mem::replace(&mut board.done, kept).into_values().flatten() {
+            self.shared.retire(&mut board, passed);
+        }
         self.shared.changed.notify_all();
     }
 
@@ -478,6 +579,13 @@ impl ParallelGzip {
 
     /// Takes a worker's chunk: its markers filled from the last 32 KiB.
     fn take(&mut self, decoded: Decoded) -> bool {
+        let taken = self.join(&decoded);
+        self.shared.retire_unlocked(decoded);
+        taken
+    }
+
+    /// [`Self::take`] but for the chunk's room.
+    fn join(&mut self, decoded: &Decoded) -> bool {
         let len = self.sink.out.len();
         let window = self.sink.out[len.saturating_sub(WINDOW)..].to_vec();
         self.sink.out.reserve(decoded.output_len());
@@ -692,7 +800,8 @@ mod tests {
     fn same_both_ways(blob: &[u8], threads: usize, chunk: u64, limit: u64) -> u64 {
         let taken = Arc::new(AtomicU64::new(0));
         let source: Arc<dyn ReadAt> = Arc::new(blob.to_vec());
-        let parallel = match ParallelGzip::with_chunks(source, threads, taken.clone(), chunk) {
+        let parallel = match ParallelGzip::with_chunks(source, threads, taken.clone(), chunk, None)
+        {
             Ok(Some(reader)) => pumped(limited(reader, limit)),
             // Headers it leaves to flate2, and blobs too short for one.
             Ok(None) | Err(_) => return 0,
@@ -841,6 +950,53 @@ mod tests {
         same_both_ways(&bomb, 3, 4 << 10, 1 << 20);
         same_both_ways(&blob, 3, 64 << 10, data.len() as u64);
         same_both_ways(&blob, 3, 64 << 10, data.len() as u64 - 1);
+    }
+
+    #[test]
+    fn chunks_past_the_first_are_paid_from_the_budget_and_given_back() {
+        let data = layer_like(6 << 20, 13);
+        let blob = gzip(&data, 6);
+        let expected = one_thread(&blob, u64::MAX);
+        let cap = CHUNK_OUTPUT_CAP as u64;
+        // Room for two chunks besides the bytes kept free.
+        let budget = MemoryBudget::new(3 * cap);
+        let taken = Arc::new(AtomicU64::new(0));
+        let source: Arc<dyn ReadAt> = Arc::new(blob.clone());
+        let reader = ParallelGzip::with_chunks(
+            source,
+            4,
+            taken.clone(),
+            64 << 10,
+            Some((budget.clone(), cap)),
+        )
+        .unwrap()
+        .unwrap();
+        // Nothing read yet: the workers claim what they may and wait.
+        let start = std::time::Instant::now();
+        while budget.in_use() < 2 * cap && start.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            budget.in_use(),
+            2 * cap,
+            "two chunks paid, the third unbudgeted, the bytes kept free left alone"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(budget.in_use() <= 2 * cap, "never more");
+        assert_eq!(pumped(reader), expected);
+        assert_eq!(budget.in_use(), 0, "every chunk's room given back");
+        assert!(taken.load(Ordering::Relaxed) > 0);
+
+        // A spent budget: one worker decodes ahead, and the bytes are the same.
+        let budget = MemoryBudget::new(1);
+        let taken = Arc::new(AtomicU64::new(0));
+        let source: Arc<dyn ReadAt> = Arc::new(blob);
+        let reader =
+            ParallelGzip::with_chunks(source, 4, taken.clone(), 64 << 10, Some((budget, 0)))
+                .unwrap()
+                .unwrap();
+        assert_eq!(pumped(reader), expected);
+        assert!(taken.load(Ordering::Relaxed) > 0);
     }
 
     /// Inputs the fuzzer found.
