@@ -716,6 +716,9 @@ pub enum Fault {
         /// The other host.
         to: String,
     },
+    /// Drops the `Range` header of every request, as servers that do not
+    /// serve ranges answer: the whole blob, `200 OK`.
+    IgnoreRanges,
 }
 
 impl Fault {
@@ -873,9 +876,14 @@ fn proxy_one(mut client: TcpStream, state: &ProxyState) -> io::Result<()> {
         _ => {}
     }
     // Forward with `Connection: close`, so the upstream ends the exchange.
+    let dropped = |line: &str| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("connection:")
+            || (matches!(state.fault, Fault::IgnoreRanges) && line.starts_with("range:"))
+    };
     let mut forwarded: Vec<u8> = head
         .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .filter(|l| !dropped(l) && !l.is_empty())
         .flat_map(|l| [l.as_bytes(), b"\r\n"].concat())
         .collect();
     forwarded.extend_from_slice(b"Connection: close\r\n\r\n");

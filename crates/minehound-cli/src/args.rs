@@ -473,6 +473,12 @@ pub struct ScanOptions {
     #[arg(long, value_name = "FILE", env = "MINEHOUND_CA_FILE")]
     pub ca_file: Vec<PathBuf>,
 
+    /// Range requests fetching one large registry layer at once (64 MiB and
+    /// more, compressed) into a temporary file that --gzip-inflaters threads
+    /// inflate while it arrives; 1 streams every layer (default: 4).
+    #[arg(long, value_name = "N", env = "MINEHOUND_REGISTRY_CONNECTIONS")]
+    pub registry_connections: Option<usize>,
+
     /// Layer cache directory (default: $XDG_CACHE_HOME/minehound, else ~/.cache/minehound).
     #[arg(long, value_name = "DIR", env = "MINEHOUND_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -36,6 +36,7 @@ pub struct FileConfig {
     username: Option<String>,
     insecure_registry: Option<Vec<String>>,
     ca_file: Option<Vec<PathBuf>>,
+    registry_connections: Option<usize>,
     cache_dir: Option<PathBuf>,
     no_cache: Option<bool>,
     cache_url: Option<String>,
@@ -186,6 +187,7 @@ impl FileConfig {
                 .map(rel)
                 .collect();
         }
+        options.registry_connections = options.registry_connections.or(self.registry_connections);
         options.cache_dir = options.cache_dir.take().or(self.cache_dir.map(rel));
         options.no_cache = options.no_cache.or(self.no_cache);
         options.cache_url = options.cache_url.take().or(self.cache_url);

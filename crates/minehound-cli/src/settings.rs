@@ -166,6 +166,9 @@ impl ScanSettings {
             credentials,
             insecure_registries: args.insecure_registry,
             ca_files: args.ca_file,
+            connections: args
+                .registry_connections
+                .unwrap_or(RegistryOptions::default().connections),
             ..RegistryOptions::default()
         };
         let mut request = ScanRequest::new(target, target_name)

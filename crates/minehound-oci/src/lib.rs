@@ -43,8 +43,8 @@ pub use image::{BlobLocation, HistoryLine, Image, ImageProcess, Layer};
 pub use image_source::{ImageSource, SourceStore, images_from_source};
 pub use platform::{Platform, PlatformChoice};
 pub use registry::{
-    Credentials, DigestResolver, ImageName, Pushed, RegistryOptions, RegistryStore,
-    looks_like_reference, open_registry, push_images,
+    Credentials, DigestResolver, ImageName, Pushed, RegistryOptions, RegistryStore, SpooledBlob,
+    SpooledReader, looks_like_reference, open_registry, push_images,
 };
 pub use resolve::{MAX_LAYERS, images_from_docker_archive, images_from_layout};
 pub use source::{Opened, images_from_archive, open};

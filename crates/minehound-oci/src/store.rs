@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::image::{clean_member, resolve_link};
-use crate::{BlobLocation, Error};
+use crate::{BlobLocation, Error, SpooledBlob};
 
 /// Reads an image's blobs and metadata files. Shared by all workers, so each
 /// `open` returns an independent reader.
@@ -30,6 +30,15 @@ pub trait BlobStore: Send + Sync {
     /// The local file a blob is read from, if the store reads files: lets a
     /// cache tell an unchanged file from an edited one without reading it.
     fn blob_file(&self, _location: &BlobLocation) -> Option<BlobFile> {
+        None
+    }
+
+    /// A large blob fetched into a temporary file by several connections at
+    /// once, readable at any offset while it arrives; `None` (the default)
+    /// where the store does not fetch that way, the blob is not large enough
+    /// (`size` as its descriptor declares) or the server ignores ranges:
+    /// [`open`](Self::open) it.
+    fn spool(&self, _location: &BlobLocation, _size: u64) -> Option<Result<SpooledBlob, Error>> {
         None
     }
 

@@ -251,6 +251,21 @@ pub(crate) enum BlobAt {
     Named(BlobFile),
     /// A file already open: a piped archive's layer, spooled.
     Spooled(std::fs::File),
+    /// A registry blob arriving in a spool file.
+    Arriving(minehound_oci::SpooledBlob),
+}
+
+/// A [`minehound_oci::SpooledBlob`] as the inflaters read it.
+struct Arriving(minehound_oci::SpooledBlob);
+
+impl ReadAt for Arriving {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
 }
 
 impl BlobAt {
@@ -260,6 +275,7 @@ impl BlobAt {
             BlobAt::Named(file) => (std::fs::File::open(&file.path)?, file.range),
             // `read_at` leaves the file's position (its reader's) alone.
             BlobAt::Spooled(file) => (file.try_clone()?, None),
+            BlobAt::Arriving(blob) => return Ok(Arc::new(Arriving(blob.clone()))),
         };
         let meta = opened.metadata()?;
         // The store opened it as a regular file already; it still must be one.

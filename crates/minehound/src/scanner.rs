@@ -408,37 +408,33 @@ impl Scanner {
             let name = layer_name(layer);
             // Stamped before reading, so a change while reading shows later.
             let stamp = self.blob_stamp(store, layer);
-            // A layer file can also be inflated from several offsets at once.
-            let file = ahead
-                .then(|| store.blob_file(&layer.location).map(BlobAt::Named))
-                .flatten();
-            let scan = store
-                .open(&layer.location)
-                .map_err(LayerError::from)
-                .and_then(|blob| {
-                    if let Some(progress) = watch.progress {
-                        progress.layer_started(&name, layer.size);
+            // A layer file can also be inflated from several offsets at once;
+            // a large registry layer is fetched into one for that.
+            let (file, opened) = self.open_layer(store, layer, ahead);
+            let scan = opened.map_err(LayerError::from).and_then(|blob| {
+                if let Some(progress) = watch.progress {
+                    progress.layer_started(&name, layer.size);
+                }
+                let reader = WatchedReader {
+                    inner: blob,
+                    layer: &name,
+                    watch,
+                };
+                // Idle workers help with the files; a thread inflates
+                // ahead only where there are cores to spare for it: on
+                // two, three busy threads only slow the inflating down.
+                let scan = match self.share_files {
+                    true => self.scan_blob(reader, file, detector, ahead, Some(&helpers)),
+                    false => self.scan_blob(reader, file, detector, ahead, None),
+                };
+                if let Some(progress) = watch.progress {
+                    for finding in scan.iter().flat_map(|s| &s.findings) {
+                        progress.finding(&name, finding);
                     }
-                    let reader = WatchedReader {
-                        inner: blob,
-                        layer: &name,
-                        watch,
-                    };
-                    // Idle workers help with the files; a thread inflates
-                    // ahead only where there are cores to spare for it: on
-                    // two, three busy threads only slow the inflating down.
-                    let scan = match self.share_files {
-                        true => self.scan_blob(reader, file, detector, ahead, Some(&helpers)),
-                        false => self.scan_blob(reader, file, detector, ahead, None),
-                    };
-                    if let Some(progress) = watch.progress {
-                        for finding in scan.iter().flat_map(|s| &s.findings) {
-                            progress.finding(&name, finding);
-                        }
-                        progress.layer_finished(&name);
-                    }
-                    scan
-                });
+                    progress.layer_finished(&name);
+                }
+                scan
+            });
             // Only a whole layer whose bytes match what the image declares is kept.
             if let (Ok(scan), Some(key), Some(cache)) = (&scan, key, &self.cache)
                 && !watch.cancelled()
@@ -458,6 +454,38 @@ impl Scanner {
             cached: cached + late_hits,
             scanned: scanned - late_hits,
         })
+    }
+
+    /// Opens a layer blob to stream it and, where it will be inflated ahead
+    /// by several threads, where they read it at offsets: a local file, or
+    /// a registry blob arriving in a spool file by several range requests.
+    fn open_layer<'a>(
+        &self,
+        store: &'a dyn BlobStore,
+        layer: &Layer,
+        ahead: bool,
+    ) -> (
+        Option<BlobAt>,
+        Result<Box<dyn Read + Send + 'a>, minehound_oci::Error>,
+    ) {
+        let parallel = ahead && self.gzip_inflaters > 0 && self.pool.current_num_threads() > 1;
+        if !parallel {
+            return (None, store.open(&layer.location));
+        }
+        if let Some(file) = store.blob_file(&layer.location) {
+            return (Some(BlobAt::Named(file)), store.open(&layer.location));
+        }
+        match layer
+            .size
+            .and_then(|size| store.spool(&layer.location, size))
+        {
+            Some(Ok(spooled)) => {
+                let reader: Box<dyn Read + Send> = Box::new(spooled.reader());
+                (Some(BlobAt::Arriving(spooled)), Ok(reader))
+            }
+            Some(Err(e)) => (None, Err(e)),
+            None => (None, store.open(&layer.location)),
+        }
     }
 
     /// Scans a layer blob; `ahead` asks for inflating it on a thread of its

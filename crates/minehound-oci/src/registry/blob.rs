@@ -8,6 +8,7 @@
 //! honour `Retry-After`, and it would follow descriptor URLs.
 
 use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,7 @@ impl BlobFetcher {
     /// The `Authorization` header for blob requests: a bearer token when the
     /// registry runs the token flow (oci-client does the challenge), else the
     /// basic credentials, else none.
-    async fn authorization(&self, refresh: bool) -> io::Result<Option<String>> {
+    pub(crate) async fn authorization(&self, refresh: bool) -> io::Result<Option<String>> {
         let mut cached = self.authorization.lock().await;
         if !refresh && let Some(value) = cached.as_ref() {
             return Ok(value.clone());
@@ -141,13 +142,25 @@ impl BlobFetcher {
         Ok(value)
     }
 
-    /// Streams the blob into `tx`, retrying and resuming as needed.
-    async fn download(&self, digest: &str, tx: &mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
-        let url = format!(
+    pub(crate) fn blob_url(&self, digest: &str) -> String {
+        format!(
             "{}/v2/{}/blobs/{digest}",
             self.base,
             self.reference.repository()
-        );
+        )
+    }
+
+    /// Streams the blob, or the bytes `range` of it, into `deliver` (which
+    /// answers `false` when nobody wants more), retrying and resuming as
+    /// needed. A range ends when its bytes are in, whatever the server sends.
+    pub(crate) async fn download<F: Future<Output = io::Result<bool>>>(
+        &self,
+        digest: &str,
+        range: Option<Range<u64>>,
+        mut deliver: impl FnMut(Bytes) -> F,
+    ) -> io::Result<()> {
+        let url = self.blob_url(digest);
+        let (from, len) = range.map_or((0, None), |r| (r.start, Some(r.end - r.start)));
         let mut authorization = self.authorization(false).await?;
         let mut reauthorized = false;
         let mut received: u64 = 0;
@@ -157,8 +170,14 @@ impl BlobFetcher {
             if let Some(value) = &authorization {
                 request = request.header(AUTHORIZATION, value);
             }
-            if received > 0 {
-                request = request.header(RANGE, format!("bytes={received}-"));
+            let at = from + received;
+            match len {
+                Some(len) => {
+                    let last = from + len - 1;
+                    request = request.header(RANGE, format!("bytes={at}-{last}"));
+                }
+                None if received > 0 => request = request.header(RANGE, format!("bytes={at}-")),
+                None => {}
             }
             let response = match request.send().await {
                 Ok(response) => response,
@@ -171,7 +190,7 @@ impl BlobFetcher {
             };
             let status = response.status();
             let mut skip = match status {
-                StatusCode::OK => received,
+                StatusCode::OK => at,
                 StatusCode::PARTIAL_CONTENT => 0,
                 StatusCode::UNAUTHORIZED if !reauthorized => {
                     // A token may have expired mid-scan: ask once for a new one.
@@ -218,16 +237,33 @@ impl BlobFetcher {
                             let _ = data.split_to(cut);
                             skip -= cut as u64;
                         }
+                        if let Some(len) = len {
+                            data.truncate((len - received).min(data.len() as u64) as usize);
+                        }
                         if data.is_empty() {
                             continue;
                         }
                         received += data.len() as u64;
                         window.1 += data.len() as u64;
-                        if tx.send(Ok(data)).await.is_err() {
+                        if !deliver(data).await? {
                             return Ok(()); // the reader is gone
                         }
+                        if len == Some(received) {
+                            return Ok(());
+                        }
                     }
-                    Ok(None) => return Ok(()),
+                    // A whole blob's end is checked by its digest; a range
+                    // cut short is resumed.
+                    Ok(None) if len.is_none() => return Ok(()),
+                    Ok(None) => {
+                        break io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "{url}: a range ended {} bytes short",
+                                len.unwrap_or(0) - received
+                            ),
+                        );
+                    }
                     Err(err) => break io::Error::other(err),
                 }
             };
@@ -249,7 +285,11 @@ pub(crate) fn open(
 ) -> BlobReader {
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     runtime.spawn(async move {
-        if let Err(err) = fetcher.download(&digest, &tx).await {
+        let deliver = |data| {
+            let tx = tx.clone();
+            async move { Ok(tx.send(Ok(data)).await.is_ok()) }
+        };
+        if let Err(err) = fetcher.download(&digest, None, deliver).await {
             let _ = tx.send(Err(err)).await;
         }
     });

@@ -1,11 +1,14 @@
-//! Images straight from a registry, through `oci-client`: no daemon, no temp
-//! directory, no full download first. Manifests are fetched and verified like
-//! those of a layout; layers stream into the scanner as they download.
+//! Images straight from a registry, through `oci-client`: no daemon, no full
+//! download first. Manifests are fetched and verified like those of a
+//! layout; layers stream into the scanner as they download, or, a large one
+//! that several threads inflate, arrive in a temporary file by several range
+//! requests at once and are read while they arrive.
 
 mod auth;
 mod blob;
 mod push;
 mod resolver;
+mod spool;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -22,6 +25,7 @@ use oci_client::{Client, Reference};
 pub use auth::Credentials;
 pub use push::{Pushed, push_images};
 pub use resolver::DigestResolver;
+pub use spool::{SpooledBlob, SpooledReader};
 
 use crate::{BlobLocation, BlobStore, Error, Image, PlatformChoice, digest};
 
@@ -52,6 +56,18 @@ pub struct RegistryOptions {
     /// Longest wait for a connection, and for data on an open one; a blob
     /// download that makes less than 16 KiB of progress in this time is stalled.
     pub timeout: Duration,
+    /// Range requests fetching one large layer at once, into a temporary
+    /// file several threads inflate from (where the scanner inflates layers
+    /// from several offsets); 1 streams every layer.
+    pub connections: usize,
+    /// The smallest layer (compressed bytes) fetched that way.
+    pub spool_from: u64,
+}
+
+impl RegistryOptions {
+    /// Layers this large and more always stream: a spool file takes their
+    /// whole size in TMPDIR.
+    pub const SPOOL_UP_TO: u64 = 16 << 30;
 }
 
 impl std::fmt::Debug for RegistryOptions {
@@ -67,6 +83,8 @@ impl std::fmt::Debug for RegistryOptions {
             .field("ca_files", &self.ca_files)
             .field("retries", &self.retries)
             .field("timeout", &self.timeout)
+            .field("connections", &self.connections)
+            .field("spool_from", &self.spool_from)
             .finish()
     }
 }
@@ -81,6 +99,8 @@ impl Default for RegistryOptions {
             ca_files: Vec::new(),
             retries: 4,
             timeout: Duration::from_secs(30),
+            connections: 4,
+            spool_from: 64 << 20,
         }
     }
 }
@@ -103,6 +123,8 @@ pub struct RegistryStore {
     timeout: Duration,
     /// Manifests already fetched, by digest.
     manifests: Mutex<HashMap<String, Vec<u8>>>,
+    connections: usize,
+    spool_from: u64,
 }
 
 impl std::fmt::Debug for RegistryStore {
@@ -240,6 +262,8 @@ fn connect(
         retries: options.retries,
         timeout: options.timeout,
         manifests: Mutex::new(HashMap::new()),
+        connections: options.connections,
+        spool_from: options.spool_from,
     };
     // Probe HTTPS once without retries where plain HTTP is allowed, so a
     // plain-HTTP registry costs no backoff.
@@ -399,6 +423,27 @@ impl BlobStore for RegistryStore {
 
     fn read_member(&self, _path: &str, _limit: u64) -> Result<Option<Vec<u8>>, Error> {
         Ok(None)
+    }
+
+    fn spool(&self, location: &BlobLocation, size: u64) -> Option<Result<SpooledBlob, Error>> {
+        let BlobLocation::Digest(digest) = location else {
+            return None;
+        };
+        if self.connections < 2
+            || size < self.spool_from.max(1)
+            || size >= RegistryOptions::SPOOL_UP_TO
+        {
+            return None;
+        }
+        crate::sha256_hex_of(digest).ok()?;
+        let fetcher = self.fetcher.as_ref()?;
+        let started = spool::start(&self.runtime, fetcher, digest, size, self.connections);
+        started
+            .map_err(|source| Error::Io {
+                path: digest.into(),
+                source,
+            })
+            .transpose()
     }
 
     fn read_manifest(&self, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {

@@ -550,3 +550,130 @@ fn a_storm_of_429s_ends_in_a_clear_error_in_bounded_time() {
     assert!(err.contains("429 Too Many Requests"), "{err}");
     assert_eq!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst), 5);
 }
+
+/// Scans `target` with `options`: the report as JSON, or the error chain,
+/// with `host` written as `as_host` (a proxy's address as the registry's).
+fn outcome_via(
+    scanner: &minehound::Scanner,
+    target: &str,
+    options: RegistryOptions,
+    (host, as_host): (&str, &str),
+) -> String {
+    let request = ScanRequest::new(target.parse().unwrap(), target).registry(options);
+    match scanner.scan(&request) {
+        Ok(report) => serde_json::to_string_pretty(&report).unwrap(),
+        Err(err) => format!("error: {}", minehound::ErrorChain(&err)),
+    }
+    .replace(host, as_host)
+}
+
+/// A large gzip layer arrives by several range requests into a spool file
+/// that three threads inflate from while it arrives: the report a plain
+/// stream gives, with a connection cut mid-segment and resumed; a registry
+/// that ignores ranges gets the plain stream; a blob damaged in the
+/// registry's storage fails as it does streamed (the digest covers every
+/// spooled byte).
+#[test]
+fn a_large_layer_arrives_by_range_requests_and_is_inflated_from_several_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = plain_registry(dir.path());
+    let image = crate::sharing::large_mixed_layer();
+    push_image(&registry.host, "team/large", "1", &image).unwrap();
+    let largest = image.layers.iter().map(|l| l.bytes.len()).max().unwrap();
+    assert!(largest > 2 << 20, "a layer of {largest} bytes");
+    let spooling = RegistryOptions {
+        connections: 3,
+        spool_from: 1 << 20,
+        ..no_config_files()
+    };
+    let streaming = RegistryOptions {
+        connections: 1,
+        ..spooling.clone()
+    };
+    let direct = format!("{}/team/large:1", registry.host);
+    let same = (registry.host.as_str(), registry.host.as_str());
+
+    let plain = crate::sharing::inflating_scanner(3);
+    let streamed = outcome_via(&plain, &direct, streaming.clone(), same);
+    assert!(!streamed.starts_with("error"), "{streamed}");
+    assert_eq!(
+        plain.gzip_chunks_inflated(),
+        0,
+        "a stream is inflated by one thread"
+    );
+
+    let cut = Fault::DropMidBlob {
+        count: 1,
+        after_bytes: 64 * 1024,
+    };
+    let proxy = FaultProxy::with_fault(&registry.host, cut).unwrap();
+    let through = format!("{}/team/large:1", proxy.host);
+    let spooler = crate::sharing::inflating_scanner(3);
+    let spooled = outcome_via(
+        &spooler,
+        &through,
+        spooling.clone(),
+        (&proxy.host, &registry.host),
+    );
+    assert!(
+        spooled == streamed,
+        "reports differ\n--- streamed\n{streamed}\n--- spooled\n{spooled}"
+    );
+    assert!(
+        spooler.gzip_chunks_inflated() > 0,
+        "the spooled layer was inflated from several offsets"
+    );
+    assert_eq!(
+        proxy.requests_with("range: bytes=0-0").len(),
+        1,
+        "one probe"
+    );
+    let ranges = proxy.requests_with("range: bytes=");
+    // The probe and the cut segment resumed, and a few segments for each
+    // of the three connections.
+    assert!(ranges.len() >= 2 + 3 * 2, "{ranges:#?}");
+    assert_eq!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let ignoring = FaultProxy::with_fault(&registry.host, Fault::IgnoreRanges).unwrap();
+    let through = format!("{}/team/large:1", ignoring.host);
+    let fallback = crate::sharing::inflating_scanner(3);
+    let hosts = (ignoring.host.as_str(), registry.host.as_str());
+    assert_eq!(
+        outcome_via(&fallback, &through, spooling.clone(), hosts),
+        streamed
+    );
+    assert_eq!(
+        fallback.gzip_chunks_inflated(),
+        0,
+        "streamed: ranges ignored"
+    );
+    assert_eq!(ignoring.requests_with("range:").len(), 1, "only the probe");
+
+    // One byte flipped in the middle of the stored layer.
+    let layer = image.layers.iter().max_by_key(|l| l.bytes.len()).unwrap();
+    let hex = layer.digest.trim_start_matches("sha256:");
+    let data = dir
+        .path()
+        .join("storage/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&data, &bytes).unwrap();
+    let streamed = outcome_via(
+        &crate::sharing::inflating_scanner(3),
+        &direct,
+        streaming,
+        same,
+    );
+    assert!(streamed.starts_with("error"), "{streamed}");
+    let spooled = outcome_via(
+        &crate::sharing::inflating_scanner(3),
+        &direct,
+        spooling,
+        same,
+    );
+    assert_eq!(spooled, streamed);
+}

@@ -75,7 +75,7 @@ fn scanner(jobs: usize) -> Scanner {
 
 /// Four workers, and `inflaters` threads inflating a gzip layer file that
 /// is read ahead (by default none on four workers).
-fn inflating_scanner(inflaters: usize) -> Scanner {
+pub(crate) fn inflating_scanner(inflaters: usize) -> Scanner {
     ScannerBuilder::new()
         .jobs(4)
         .gzip_inflaters(inflaters)
@@ -314,7 +314,7 @@ fn zstd_chunked_frames_decoded_side_by_side_give_the_report_one_worker_gives() {
 
 /// The mixed layer with some MiB of text-like files, so that its gzip stream
 /// spans several of the chunks threads inflate side by side.
-fn large_mixed_layer() -> BuiltImage {
+pub(crate) fn large_mixed_layer() -> BuiltImage {
     let mut spec = mixed_spec();
     let mut state = 0x2545f4914f6cdd1du64;
     let words: Vec<String> = (0..2000)
