@@ -1,5 +1,8 @@
 //! One multi-layer image scanned from a local registry beside the same image
-//! scanned from an OCI layout, in the same run.
+//! scanned from an OCI layout, in the same run; and both again with the
+//! layer read ahead inflated by two threads from several offsets: the
+//! layout's file, and the registry's layer fetched by range requests into a
+//! spool file as it arrives.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use minehound::{RegistryOptions, ScanRequest, ScannerBuilder};
@@ -52,6 +55,12 @@ fn registry_vs_layout(c: &mut Criterion) {
         ..RegistryOptions::default()
     };
 
+    let inflating = ScannerBuilder::new().gzip_inflaters(2).build().unwrap();
+    let spooling = RegistryOptions {
+        spool_from: 1 << 20,
+        ..options.clone()
+    };
+
     let mut group = c.benchmark_group("image");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(
@@ -65,6 +74,15 @@ fn registry_vs_layout(c: &mut Criterion) {
         let request = ScanRequest::new(registry_target.parse().unwrap(), &registry_target)
             .registry(options.clone());
         b.iter(|| scanner.scan(&request).unwrap().stats.files)
+    });
+    group.bench_function("scan from OCI layout, 2 inflaters", |b| {
+        let request = ScanRequest::new(layout_target.parse().unwrap(), &layout_target);
+        b.iter(|| inflating.scan(&request).unwrap().stats.files)
+    });
+    group.bench_function("scan from local registry, spooled, 2 inflaters", |b| {
+        let request = ScanRequest::new(registry_target.parse().unwrap(), &registry_target)
+            .registry(spooling.clone());
+        b.iter(|| inflating.scan(&request).unwrap().stats.files)
     });
     group.finish();
     drop(registry);

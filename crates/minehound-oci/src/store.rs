@@ -36,9 +36,9 @@ pub trait BlobStore: Send + Sync {
     /// A large blob fetched into a temporary file by several connections at
     /// once, readable at any offset while it arrives; `None` (the default)
     /// where the store does not fetch that way, the blob is not large enough
-    /// (`size` as its descriptor declares) or the server ignores ranges:
-    /// [`open`](Self::open) it.
-    fn spool(&self, _location: &BlobLocation, _size: u64) -> Option<Result<SpooledBlob, Error>> {
+    /// (`size` as its descriptor declares), the server ignores ranges or no
+    /// temporary file can be made: [`open`](Self::open) it.
+    fn spool(&self, _location: &BlobLocation, _size: u64) -> Option<SpooledBlob> {
         None
     }
 

@@ -479,11 +479,10 @@ impl Scanner {
             .size
             .and_then(|size| store.spool(&layer.location, size))
         {
-            Some(Ok(spooled)) => {
+            Some(spooled) => {
                 let reader: Box<dyn Read + Send> = Box::new(spooled.reader());
                 (Some(BlobAt::Arriving(spooled)), Ok(reader))
             }
-            Some(Err(e)) => (None, Err(e)),
             None => (None, store.open(&layer.location)),
         }
     }

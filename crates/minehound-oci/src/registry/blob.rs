@@ -18,7 +18,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, RANGE, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, HeaderMap, RANGE, RETRY_AFTER};
 use tokio::sync::{Mutex, mpsc};
 
 /// Chunks buffered between the download and the scanner: memory stays bounded
@@ -66,6 +66,13 @@ pub(crate) fn retryable(err: &OciDistributionError) -> bool {
 /// Delay before attempt `n` (1-based): 0.5 s, 1 s, 2 s, then 4 s.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(4).saturating_sub(1)))
+}
+
+/// Where a `206 Partial Content` body starts, from `Content-Range: bytes A-B/T`.
+fn content_range_start(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    let range = value.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
 }
 
 /// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
@@ -191,7 +198,18 @@ impl BlobFetcher {
             let status = response.status();
             let mut skip = match status {
                 StatusCode::OK => at,
-                StatusCode::PARTIAL_CONTENT => 0,
+                StatusCode::PARTIAL_CONTENT => {
+                    // Bytes from elsewhere than asked would be spooled where
+                    // they do not belong (the digest would catch it, late).
+                    if let Some(start) = content_range_start(response.headers())
+                        && start != at
+                    {
+                        return Err(io::Error::other(format!(
+                            "{url}: asked for bytes from {at}, the registry sent bytes from {start}"
+                        )));
+                    }
+                    0
+                }
                 StatusCode::UNAUTHORIZED if !reauthorized => {
                     // A token may have expired mid-scan: ask once for a new one.
                     reauthorized = true;
@@ -236,6 +254,8 @@ impl BlobFetcher {
                             let cut = (skip as usize).min(data.len());
                             let _ = data.split_to(cut);
                             skip -= cut as u64;
+                            // Bytes skipped are bytes coming: not a stall.
+                            window.1 += cut as u64;
                         }
                         if let Some(len) = len {
                             data.truncate((len - received).min(data.len() as u64) as usize);
@@ -309,6 +329,16 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_millis(1000));
         assert_eq!(backoff(5), Duration::from_millis(4000));
         assert_eq!(backoff(50), Duration::from_millis(4000));
+    }
+
+    #[test]
+    fn content_range_gives_where_a_partial_body_starts() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(content_range_start(&headers), None);
+        headers.insert(CONTENT_RANGE, "bytes 65536-131071/262144".parse().unwrap());
+        assert_eq!(content_range_start(&headers), Some(65536));
+        headers.insert(CONTENT_RANGE, "bytes */262144".parse().unwrap());
+        assert_eq!(content_range_start(&headers), None);
     }
 
     #[test]

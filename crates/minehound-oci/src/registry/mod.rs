@@ -425,7 +425,7 @@ impl BlobStore for RegistryStore {
         Ok(None)
     }
 
-    fn spool(&self, location: &BlobLocation, size: u64) -> Option<Result<SpooledBlob, Error>> {
+    fn spool(&self, location: &BlobLocation, size: u64) -> Option<SpooledBlob> {
         let BlobLocation::Digest(digest) = location else {
             return None;
         };
@@ -437,13 +437,7 @@ impl BlobStore for RegistryStore {
         }
         crate::sha256_hex_of(digest).ok()?;
         let fetcher = self.fetcher.as_ref()?;
-        let started = spool::start(&self.runtime, fetcher, digest, size, self.connections);
-        started
-            .map_err(|source| Error::Io {
-                path: digest.into(),
-                source,
-            })
-            .transpose()
+        spool::start(&self.runtime, fetcher, digest, size, self.connections)
     }
 
     fn read_manifest(&self, digest: &str, limit: u64) -> Result<Vec<u8>, Error> {

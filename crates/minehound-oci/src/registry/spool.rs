@@ -116,22 +116,21 @@ impl Spool {
         Ok(true)
     }
 
-    /// One connection: segments in turn until none is left.
-    async fn fetch(self: Arc<Self>, fetcher: Arc<BlobFetcher>, digest: String) {
-        // A download task dropped unfinished (the runtime shutting down)
-        // must not leave a reader waiting for its bytes.
-        struct Unfinished(Option<Arc<Spool>>);
-        impl Drop for Unfinished {
-            fn drop(&mut self) {
-                if let Some(spool) = self.0.take() {
-                    spool.fail(&io::Error::other("the blob download was stopped"));
-                }
-            }
-        }
-        let mut unfinished = Unfinished(Some(self.clone()));
+    fn failed(&self) -> bool {
+        let progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        progress.failed.is_some()
+    }
+
+    /// One connection: segments in turn until none is left, or one failed.
+    async fn fetch(
+        self: Arc<Self>,
+        fetcher: Arc<BlobFetcher>,
+        digest: String,
+        mut unfinished: Unfinished,
+    ) {
         loop {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
-            if index >= self.segments() || self.abandoned.load(Ordering::Relaxed) {
+            if index >= self.segments() || self.abandoned.load(Ordering::Relaxed) || self.failed() {
                 break;
             }
             let start = index as u64 * self.segment;
@@ -173,6 +172,19 @@ impl Spool {
     }
 }
 
+/// Marks the spool failed when a download task is dropped before it ended
+/// (the runtime shutting down, even before the task first ran), so no reader
+/// waits for bytes that will not come.
+struct Unfinished(Option<Arc<Spool>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(spool) = self.0.take() {
+            spool.fail(&io::Error::other("the blob download was stopped"));
+        }
+    }
+}
+
 impl SpooledBlob {
     /// Its size in bytes, as the manifest declares it.
     pub fn size(&self) -> u64 {
@@ -210,24 +222,20 @@ impl Read for SpooledReader {
 }
 
 /// Starts fetching `digest` (`size` bytes) by `connections` range requests
-/// at once into a temporary file; `Ok(None)` when the registry does not
-/// answer a range request with its range (the blob is then streamed).
+/// at once into a temporary file; `None` when the registry does not answer
+/// a range request with its range, or no temporary file can be made (the
+/// blob is then streamed).
 pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     fetcher: &Arc<BlobFetcher>,
     digest: &str,
     size: u64,
     connections: usize,
-) -> io::Result<Option<SpooledBlob>> {
+) -> Option<SpooledBlob> {
     if !runtime.block_on(serves_ranges(fetcher, digest)) {
-        return Ok(None);
+        return None;
     }
-    let file = tempfile::tempfile().map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot spool the layer blob in TMPDIR: {e}"),
-        )
-    })?;
+    let file = tempfile::tempfile().ok()?;
     let connections = connections.max(1);
     let segment = (size / (4 * connections as u64)).clamp(MIN_SEGMENT, MAX_SEGMENT);
     let spool = Arc::new(Spool {
@@ -243,11 +251,15 @@ pub(crate) fn start(
         abandoned: AtomicBool::new(false),
     });
     for _ in 0..connections.min(spool.segments()) {
-        runtime.spawn(spool.clone().fetch(fetcher.clone(), digest.to_string()));
+        let unfinished = Unfinished(Some(spool.clone()));
+        let fetch = spool
+            .clone()
+            .fetch(fetcher.clone(), digest.to_string(), unfinished);
+        runtime.spawn(fetch);
     }
-    Ok(Some(SpooledBlob {
+    Some(SpooledBlob {
         handle: Arc::new(Handle { spool }),
-    }))
+    })
 }
 
 /// Whether the registry answers a one-byte range request with that byte: a

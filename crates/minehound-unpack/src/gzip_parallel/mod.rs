@@ -246,10 +246,13 @@ impl Shared {
 
     /// Gives a chunk's room back (a budget's bytes go back when dropped).
     fn give_back(&self, board: &mut Board, room: Room) {
-        if let Room::Unbudgeted = room {
-            board.unbudgeted -= 1;
-            self.changed.notify_all();
+        match room {
+            Room::Nothing => return,
+            Room::Unbudgeted => board.unbudgeted -= 1,
+            Room::Budgeted(paid) => drop(paid),
         }
+        // A worker waiting for room may take it now.
+        self.changed.notify_all();
     }
 
     /// Gives a chunk's room back, dropping it.
@@ -344,7 +347,8 @@ impl Shared {
                         // From here on only known bytes can be copied.
                         let tail = &marked.out[marked.out.len() - WINDOW..];
                         // Room for what 2 MiB of binaries or text inflate to,
-                        // but never past the cap: it is what a budget paid.
+                        // within the cap (what a budget paid counts lengths:
+                        // pages reserved but never written are not resident).
                         let cap = CHUNK_OUTPUT_CAP.saturating_sub(2 * marked.out.len());
                         let want = (4 * self.chunk_bytes as usize).min(cap);
                         bytes.out.reserve_exact(want);
@@ -556,7 +560,10 @@ impl ParallelGzip {
         board.wanted = board.wanted.max(index);
         let wanted = board.wanted;
         let kept = board.done.split_off(&wanted);
-        for passed in std::mem::replace(&mut board.done, kept).into_values().flatten() {
+        for passed in std::mem::replace(&mut board.done, kept)
+            .into_values()
+            .flatten()
+        {
             self.shared.retire(&mut board, passed);
         }
         self.shared.changed.notify_all();
