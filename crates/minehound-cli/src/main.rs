@@ -18,6 +18,8 @@ use clap::Parser;
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before any thread starts; what it did is not the user's concern.
+    let _ = minehound_alloc::tune_for_scanning();
     let args = match args::Cli::try_parse() {
         Ok(args) => args,
         Err(err) => {
