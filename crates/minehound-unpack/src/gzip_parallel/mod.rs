@@ -217,8 +217,9 @@ impl Shared {
                     board.done.insert(index, Some(Decoded { room, ..decoded }));
                 }
                 // A chunk the ordered decoder moved past is of no use.
-                Some(decoded) => self.retire(&mut board, Decoded { room, ..decoded }),
-                None => {
+                // A chunk the ordered decoder moved past is of no use; that
+                // one had no start is (the first arm took the others).
+                _ => {
                     self.give_back(&mut board, room);
                     if index >= board.wanted {
                         board.done.insert(index, None);
@@ -255,15 +256,10 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Gives a chunk's room back, dropping it.
-    fn retire(&self, board: &mut Board, decoded: Decoded) {
-        self.give_back(board, decoded.room);
-    }
-
-    /// [`Self::retire`], taking the lock.
-    fn retire_unlocked(&self, decoded: Decoded) {
+    /// [`Self::give_back`], taking the lock.
+    fn give_back_unlocked(&self, room: Room) {
         let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.retire(&mut board, decoded);
+        self.give_back(&mut board, room);
     }
 
     /// Decodes chunk `index` (from 1) from the first start found in it to
@@ -271,30 +267,19 @@ impl Shared {
     fn decode_chunk(&self, index: usize) -> Option<Decoded> {
         let (from, to) = (self.nominal(index), self.nominal(index + 1));
         let starts = search::block_starts(self.source.as_ref(), from, to, &self.stop).ok()?;
-        // Markers last a few hundred KiB into a chunk of binaries.
-        let mut buffers = (Vec::with_capacity(WINDOW * 16), Vec::new());
         for start in starts.take(TRIES) {
             if self.stop.load(Ordering::Relaxed) {
-                break;
+                return None;
             }
             {
                 let mut board = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 board.starts.insert(index, start);
                 self.changed.notify_all();
             }
-            match self.decode_from(start, to, &mut buffers) {
-                Ok((end, last)) => {
-                    return Some(Decoded {
-                        start,
-                        end,
-                        last,
-                        marked: buffers.0,
-                        bytes: buffers.1,
-                        room: Room::Nothing,
-                    });
-                }
+            match self.decode_from(start, to) {
+                Ok(decoded) => return Some(decoded),
                 // Too large to hold: another start would be too.
-                Err(InflateError::Io(_)) => break,
+                Err(InflateError::Io(_)) => return None,
                 // A false start, most likely: try the next one.
                 Err(_) => continue,
             }
@@ -302,65 +287,58 @@ impl Shared {
         None
     }
 
-    /// Decodes from bit `start` into `buffers` (markers, then bytes once the
-    /// window is known) up to the first block boundary at or past `to`;
-    /// where it ended, and whether that is the end of the last block.
-    fn decode_from(
-        &self,
-        start: u64,
-        to: u64,
-        buffers: &mut (Vec<u16>, Vec<u8>),
-    ) -> Result<(u64, bool), InflateError> {
+    fn decode_from(&self, start: u64, to: u64) -> Result<Decoded, InflateError> {
         let mut inflater = Inflater::at(self.source.clone(), start);
+        // Markers last a few hundred KiB into a chunk of binaries.
         let mut marked = MarkerSink {
-            out: std::mem::take(&mut buffers.0),
+            out: Vec::with_capacity(WINDOW * 16),
             last_marker: None,
         };
-        let mut bytes = ByteSink {
-            out: std::mem::take(&mut buffers.1),
-        };
-        marked.out.clear();
-        bytes.out.clear();
-        let result = loop {
-            // Empty until the window is known; then it starts with it.
-            let known = !bytes.out.is_empty();
-            let held = 2 * marked.out.len() + bytes.out.len();
+        let mut bytes: Option<ByteSink> = None;
+        loop {
+            let held = 2 * marked.out.len() + bytes.as_ref().map_or(0, |b| b.out.len());
             let room = CHUNK_OUTPUT_CAP.saturating_sub(held);
             if room < 2 || self.stop.load(Ordering::Relaxed) {
-                break Err(InflateError::Io(io::ErrorKind::OutOfMemory.into()));
+                return Err(InflateError::Io(io::ErrorKind::OutOfMemory.into()));
             }
-            let stop = match known {
-                true => {
-                    let limit = bytes.out.len() + room;
-                    inflater.run(&mut bytes, limit)
+            let stop = match &mut bytes {
+                Some(sink) => {
+                    let limit = sink.out.len() + room;
+                    inflater.run(sink, limit)?
                 }
-                false => {
+                None => {
                     let limit = marked.out.len() + room / 2;
-                    inflater.run(&mut marked, limit)
+                    inflater.run(&mut marked, limit)?
                 }
             };
             match stop {
-                Err(e) => break Err(e),
-                Ok(Stop::Full) => continue,
-                Ok(Stop::Boundary) if inflater.position() < to => {
-                    if !known && marked.window_known() {
+                Stop::Full => continue,
+                Stop::End => {}
+                Stop::Boundary if inflater.position() < to => {
+                    if bytes.is_none() && marked.window_known() {
                         // From here on only known bytes can be copied.
                         let tail = &marked.out[marked.out.len() - WINDOW..];
                         // Room for what 2 MiB of binaries or text inflate to,
                         // within the cap (what a budget paid counts lengths:
                         // pages reserved but never written are not resident).
                         let cap = CHUNK_OUTPUT_CAP.saturating_sub(2 * marked.out.len());
-                        let want = (4 * self.chunk_bytes as usize).min(cap);
-                        bytes.out.reserve_exact(want);
-                        bytes.out.extend(tail.iter().map(|&s| s as u8));
+                        let mut out = Vec::with_capacity((4 * self.chunk_bytes as usize).min(cap));
+                        out.extend(tail.iter().map(|&s| s as u8));
+                        bytes = Some(ByteSink { out });
                     }
                     continue;
                 }
-                Ok(stop) => break Ok((inflater.position(), stop == Stop::End)),
+                Stop::Boundary => {}
             }
-        };
-        *buffers = (marked.out, bytes.out);
-        result
+            return Ok(Decoded {
+                start,
+                end: inflater.position(),
+                last: stop == Stop::End,
+                marked: marked.out,
+                bytes: bytes.map(|b| b.out).unwrap_or_default(),
+                room: Room::Nothing,
+            });
+        }
     }
 }
 
@@ -512,7 +490,7 @@ impl ParallelGzip {
                     return None;
                 }
                 // Passed by: a false start.
-                self.shared.retire_unlocked(decoded);
+                self.shared.give_back_unlocked(decoded.room);
                 self.advance(index + 1);
                 continue;
             }
@@ -564,7 +542,7 @@ impl ParallelGzip {
             .into_values()
             .flatten()
         {
-            self.shared.retire(&mut board, passed);
+            self.shared.give_back(&mut board, passed.room);
         }
         self.shared.changed.notify_all();
     }
@@ -587,7 +565,7 @@ impl ParallelGzip {
     /// Takes a worker's chunk: its markers filled from the last 32 KiB.
     fn take(&mut self, decoded: Decoded) -> bool {
         let taken = self.join(&decoded);
-        self.shared.retire_unlocked(decoded);
+        self.shared.give_back_unlocked(decoded.room);
         taken
     }
 
